@@ -1,0 +1,52 @@
+"""The `tadsr` command: one sub-command per capability, each registered by its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
+# `func` on the parser; `func(args) -> int` is the exit status.
+_COMMAND_MODULES = (
+    "tadsr.inference.cli",
+    "tadsr.checkpoints.cli",
+    "tadsr.data.cli",
+    "tadsr.train.cli",
+    "tadsr.evaluation.cli",
+)
+
+
+class UsageError(Exception):
+    """A problem with how the command was called (exit status 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tadsr",
+        description="One-step diffusion super-resolution (TAD-SR) and its ResShift teacher.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"tadsr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tadsr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
