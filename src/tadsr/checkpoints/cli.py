@@ -1,7 +1,262 @@
-"""Sub-commands of `tadsr` for checkpoints (filled in by its issue)."""
+"""`tadsr info PATH` and `tadsr export-official UNET.pth -o OUT.safetensors`."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-def register(subparsers) -> None:
-    pass
+import torch
+
+from tadsr.checkpoints.official import (
+    CheckpointError,
+    _sniff,
+    build_module,
+    load_official,
+)
+
+__all__ = ["register", "describe_file", "export_official", "cmd_info", "cmd_export_official"]
+
+
+def _layout(kind: str, config: Any) -> str:
+    """Human name of an architecture, e.g. 'VQ autoencoder f4'."""
+    if kind == "vq":
+        return f"VQ autoencoder f{config.factor}"
+    d = config.to_dict()
+    face = d.get("lq_size") not in (None, d.get("image_size"))
+    return f"ResShift/SinSR/TAD-SR Swin-UNet ({'face' if face else 'SR'} layout)"
+
+
+def _count(kind: str, config: Any) -> int:
+    """Exact parameter count of the architecture (built on the meta device, no memory)."""
+    with torch.device("meta"):
+        module = build_module(kind, config)  # type: ignore[arg-type]
+    return sum(p.numel() for p in module.parameters())
+
+
+_ST_DTYPES = {
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "I64": "int64",
+    "I32": "int32",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
+def _dtypes(names: list[str]) -> str:
+    return ", ".join(sorted({_ST_DTYPES.get(n, n) for n in names})) or "none"
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f} M"
+
+
+def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    from tadsr.checkpoints.io import tensor_dtypes
+    from tadsr.nets.autoencoder import VQConfig
+    from tadsr.nets.unet import UNetConfig
+
+    dtypes = tensor_dtypes(path)
+    kinds: list[str] = []
+    params = 0
+    config: dict[str, Any] = {}
+    if "unet" in meta:
+        ucfg = UNetConfig.from_dict(meta["unet"])
+        kinds.append(_layout("unet", ucfg))
+        config["unet"] = meta["unet"]
+        if any(k.startswith("unet.") for k in dtypes):
+            params += _count("unet", ucfg)
+    codec = meta.get("codec")
+    if codec is not None:
+        config["codec"] = codec
+        if codec.get("kind") == "vq":
+            vcfg = VQConfig.from_dict(codec["config"])
+            embedded = any(k.startswith("codec.") for k in dtypes)
+            kinds.append(f"{_layout('vq', vcfg)} ({'embedded' if embedded else 'not embedded'})")
+            if embedded:
+                params += _count("vq", vcfg)
+        else:
+            kinds.append(f"{codec.get('kind')} codec (f{codec.get('factor')}, no weights)")
+    for key in ("schedule", "scale", "steps", "provenance"):
+        if key in meta:
+            config[key] = meta[key]
+    return {
+        "file": str(path),
+        "format": f"tadsr safetensors (format {meta['format_version']})",
+        "kind": f"{meta['kind']}: " + " + ".join(kinds),
+        "config": config,
+        "parameters": params,
+        "tensors": len(dtypes),
+        "dtype": _dtypes(list(dtypes.values())),
+    }
+
+
+def describe_file(path: str | Path) -> dict[str, Any]:
+    """Everything `tadsr info` prints, as a dict. Raises CheckpointError for a bad file."""
+    from tadsr.checkpoints.io import read_metadata
+
+    path = Path(path)
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(64)
+        if _sniff(head) == "safetensors":
+            try:
+                meta = read_metadata(path)
+            except CheckpointError as exc:
+                if "without tadsr metadata" not in str(exc):
+                    raise
+            else:
+                return _describe_ours(path, meta)
+    loaded = load_official(path, materialize=False)
+    fmt = "official safetensors" if path.suffix == ".safetensors" else "official PyTorch checkpoint"
+    return {
+        "file": str(path),
+        "format": f"{fmt} ({path.suffix or 'no suffix'})",
+        "kind": _layout(loaded.kind, loaded.config),
+        "config": loaded.config.to_dict(),
+        "parameters": sum(p.numel() for p in loaded.module.parameters()),
+        "tensors": loaded.report.num_tensors,
+        "dtype": _dtypes(loaded.report.stored_dtypes),
+        "report": loaded.report.lines()[1:],
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    try:
+        info = describe_file(args.path)
+    except CheckpointError as exc:
+        print(f"tadsr info: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    n = info["parameters"]
+    print(f"file:       {info['file']}")
+    print(f"format:     {info['format']}")
+    print(f"kind:       {info['kind']}")
+    print(f"parameters: {n} ({_millions(n)})")
+    print(f"tensors:    {info['tensors']}")
+    print(f"dtype:      {info['dtype']}")
+    print("config:")
+    for key, value in info["config"].items():
+        print(f"  {key}: {json.dumps(value)}")
+    for line in info.get("report", []):
+        print(f"note:     {line.strip()}")
+    return 0
+
+
+def export_official(
+    unet_path: str | Path,
+    output: str | Path,
+    *,
+    autoencoder: str | Path | None = None,
+    kind: str = "sr_teacher",
+    steps: int | None = None,
+    schedule: str | None = None,
+    scale: int | None = None,
+    dtype: torch.dtype | None = torch.float16,
+) -> tuple[Path, dict[str, Any], list[str]]:
+    """Convert official .pth files to our safetensors: (path, summary, report lines).
+
+    Without `autoencoder` the codec is recorded by config only (the official VQ preset that
+    the UNet's layout pairs with), so the file says what to load it with.
+    """
+    from tadsr.checkpoints.io import save_model
+    from tadsr.diffusion.schedule import SCHEDULE_PRESETS
+    from tadsr.nets.autoencoder import VQ_PRESETS
+    from tadsr.nets.codec import VQCodec
+
+    unet = load_official(unet_path, expect="unet")
+    vq = load_official(autoencoder, expect="vq") if autoencoder else None
+    face = "face" in _layout("unet", unet.config)
+    codec: Any = (
+        VQCodec(vq.module)
+        if vq is not None
+        else {"kind": "vq", "config": VQ_PRESETS["vq_f8_face" if face else "vq_f4"].to_dict()}
+    )
+    preset = schedule or ("face" if face else "sr")
+    sched = SCHEDULE_PRESETS[preset]
+    if steps is None:
+        steps = 1 if kind == "sr_student" else sched.steps
+    if scale is None:
+        scale = 1 if face else 4
+    provenance = {
+        "converted_by": "tadsr export-official",
+        "unet_source": Path(unet_path).name,
+        "autoencoder_source": Path(autoencoder).name if autoencoder else None,
+        "schedule_preset": preset,
+    }
+    out = save_model(
+        output,
+        unet=unet.module,
+        unet_config=unet.config,
+        codec=codec,
+        schedule=sched,
+        kind=kind,
+        steps=steps,
+        scale=scale,
+        provenance=provenance,
+        dtype=dtype,
+    )
+    summary = {"kind": kind, "steps": steps, "scale": scale, "schedule": preset}
+    lines = unet.report.lines()[1:] + (vq.report.lines()[1:] if vq is not None else [])
+    return out, summary, lines
+
+
+def cmd_export_official(args: argparse.Namespace) -> int:
+    from tadsr.cli import UsageError
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    try:
+        out, summary, lines = export_official(
+            args.unet,
+            args.output,
+            autoencoder=args.autoencoder,
+            kind=args.kind,
+            steps=args.steps,
+            schedule=args.schedule,
+            scale=args.scale,
+            dtype=None if args.dtype == "float32" else torch.float16,
+        )
+    except CheckpointError as exc:
+        print(f"tadsr export-official: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tadsr export-official: error: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {out} ({summary['kind']}, {summary['steps']} step(s), x{summary['scale']}, "
+        f"schedule {summary['schedule']}, UNet in {args.dtype})"
+    )
+    for line in lines:
+        print(f"note: {line.strip()}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "info", help="describe a checkpoint (official .pth or tadsr .safetensors)"
+    )
+    p.add_argument("path", help="checkpoint file")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(func=cmd_info)
+
+    e = subparsers.add_parser(
+        "export-official",
+        help="convert official ResShift/SinSR/TAD-SR .pth files to tadsr safetensors",
+    )
+    e.add_argument("unet", help="official UNet checkpoint (.pth)")
+    e.add_argument("--autoencoder", help="official VQ autoencoder (.pth) to embed as the codec")
+    e.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    e.add_argument("--kind", choices=("sr_student", "sr_teacher"), default="sr_teacher")
+    e.add_argument("--steps", type=int, default=None, help="sampling steps (default 1 / T)")
+    e.add_argument("--schedule", choices=("sr", "face", "face_sinsr"), default=None)
+    e.add_argument("--scale", type=int, default=None, help="upscaling factor (default 4; face 1)")
+    e.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    e.set_defaults(func=cmd_export_official)
