@@ -1,7 +1,122 @@
-"""Sub-commands of `tadsr` for evaluation (filled in by its issue)."""
+"""Sub-commands of `tadsr` for evaluation: `tadsr eval` (and, later, `tadsr bench`)."""
 
 from __future__ import annotations
 
+import argparse
+import math
+import sys
+
 
 def register(subparsers) -> None:
-    pass
+    """Add the evaluation sub-commands to the `tadsr` parser."""
+    _register_eval(subparsers)
+    # ------------------------------------------------------------------------------------
+    # `tadsr bench`: reserved for the lead; register it here, e.g. _register_bench(subparsers)
+    # ------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------- tadsr eval
+
+
+def _register_eval(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="image quality metrics of a folder of results (PSNR/SSIM-Y, NIQE, BRISQUE, ...)",
+        description=(
+            "Compute metrics for every image in --sr (paired by file name, extension aside, "
+            "with --hr for full-reference metrics), per image and their mean. PSNR, SSIM and "
+            "MS-SSIM use the BT.601 Y channel with --crop-border pixels cropped. LPIPS, DISTS, "
+            "CLIPIQA, MUSIQ and MANIQA need pyiqa with its weights already on disk."
+        ),
+    )
+    p.add_argument("--sr", help="folder (or one file) of images to evaluate")
+    p.add_argument("--hr", help="folder (or one file) of reference images, same names")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated list: psnr, ssim, ms_ssim, niqe, brisque, lpips, dists, "
+        "clipiqa, musiq, maniqa (default: psnr,ssim,niqe,brisque with --hr, else niqe,brisque)",
+    )
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="write results as JSON")
+    p.add_argument(
+        "--crop-border", type=int, default=4, help="border cropped for PSNR/SSIM (default 4)"
+    )
+    p.add_argument("--device", default="auto", help="device for learned metrics (default auto)")
+    p.add_argument("--list", action="store_true", help="list metrics and whether they are usable")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the mean")
+    p.set_defaults(func=run_eval)
+
+
+def _fmt(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.4f}"
+
+
+def _print_table(result: dict, quiet: bool) -> None:
+    names = result["metrics"]
+    width = max([len("mean")] + [len(k) for k in result["per_image"]])
+    print(f"{'image':<{width}}  " + "  ".join(f"{n:>10}" for n in names))
+    if not quiet:
+        for image, row in result["per_image"].items():
+            print(f"{image:<{width}}  " + "  ".join(f"{_fmt(row[n]):>10}" for n in names))
+    print(f"{'mean':<{width}}  " + "  ".join(f"{_fmt(result['mean'][n]):>10}" for n in names))
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """`tadsr eval`: 0 ok, 1 bad input / unavailable metric, 2 usage error."""
+    from tadsr.cli import UsageError
+    from tadsr.evaluation.metrics import available_metrics
+    from tadsr.evaluation.runner import (
+        EvalInputError,
+        EvalUsageError,
+        compute_metrics,
+        write_json_atomic,
+    )
+
+    if args.list:
+        for name, (ok, message) in available_metrics().items():
+            print(f"{name:<8} {'yes' if ok else 'no ':<4} {message}")
+        return 0
+    if not args.sr:
+        raise UsageError("--sr is required")
+    if args.crop_border < 0:
+        raise UsageError("--crop-border must be >= 0")
+    metrics = [m for m in (args.metrics or "").split(",") if m.strip()] or None
+    device = "cpu"
+    if metrics and any(m.strip().lower() in _LEARNED for m in metrics):
+        device = _pick_device(args.device)
+    try:
+        result = compute_metrics(args.sr, args.hr, metrics, args.crop_border, device)
+    except EvalUsageError as exc:
+        raise UsageError(str(exc)) from None
+    except EvalInputError as exc:
+        print(f"tadsr eval: error: {exc}", file=sys.stderr)
+        return 1
+    result = {
+        "sr": str(args.sr),
+        "hr": args.hr and str(args.hr),
+        "crop_border": args.crop_border,
+        **result,
+    }
+    _print_table(result, args.quiet)
+    if args.json_path:
+        try:
+            write_json_atomic(args.json_path, result)
+        except OSError as exc:
+            print(f"tadsr eval: error: cannot write {args.json_path}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+_LEARNED = ("lpips", "dists", "clipiqa", "clip_iqa", "musiq", "maniqa")
+
+
+def _pick_device(name: str) -> str:
+    from tadsr.cli import UsageError
+
+    try:
+        from tadsr.utils.device import pick_device
+    except ImportError:  # pragma: no cover - the helper ships with the package
+        return "cpu" if name == "auto" else name
+    try:
+        return str(pick_device(name))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

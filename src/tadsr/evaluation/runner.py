@@ -1,0 +1,182 @@
+"""Evaluate a folder of results: pair files by name, compute metrics per image and the mean."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tadsr.evaluation.metrics import canonical_name, metric_function, metric_spec, metric_status
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_FR_METRICS = ("psnr", "ssim", "niqe", "brisque")
+DEFAULT_NR_METRICS = ("niqe", "brisque")
+
+
+class EvalInputError(Exception):
+    """Bad input files (missing, unreadable, unpaired, mismatched sizes): exit status 1."""
+
+
+class EvalUsageError(Exception):
+    """Bad arguments (e.g. a full-reference metric without --hr): exit status 2."""
+
+
+def list_images(path: str | os.PathLike) -> list[Path]:
+    """Image files of a folder (sorted by name), or the file itself."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise EvalInputError(f"{p}: no such file or folder")
+    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EvalInputError(f"{p}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_rgb_uint8(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB (gray replicated, alpha dropped, 16-bit scaled)."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                arr = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
+                return np.repeat(arr[:, :, None], 3, axis=2)
+            if img.mode == "F":
+                raise EvalInputError(f"{path}: floating-point images are not supported")
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise EvalInputError(f"{path}: cannot read image ({exc})") from None
+
+
+def pair_files(sr: Sequence[Path], hr: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Pair SR and HR files by name without extension; any unpaired file is an error."""
+    if len(sr) == 1 and len(hr) == 1:
+        return [(sr[0], hr[0])]
+
+    def by_stem(files: Iterable[Path], side: str) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for f in files:
+            if f.stem in out:
+                raise EvalInputError(f"{side}: two files named {f.stem!r}: {out[f.stem]} and {f}")
+            out[f.stem] = f
+        return out
+
+    sr_map, hr_map = by_stem(sr, "--sr"), by_stem(hr, "--hr")
+    no_hr = sorted(set(sr_map) - set(hr_map))
+    no_sr = sorted(set(hr_map) - set(sr_map))
+    if no_hr:
+        more = f" (and {len(no_hr) - 1} more)" if len(no_hr) > 1 else ""
+        raise EvalInputError(f"{sr_map[no_hr[0]]}: no HR image with the same name{more}")
+    if no_sr:
+        more = f" (and {len(no_sr) - 1} more)" if len(no_sr) > 1 else ""
+        raise EvalInputError(f"{hr_map[no_sr[0]]}: no SR image with the same name{more}")
+    return [(sr_map[k], hr_map[k]) for k in sorted(sr_map)]
+
+
+def resolve_metrics(metrics: Sequence[str] | None, has_hr: bool) -> list[str]:
+    """Canonical metric names; defaults depend on whether references are given."""
+    if not metrics:
+        return list(DEFAULT_FR_METRICS if has_hr else DEFAULT_NR_METRICS)
+    names: list[str] = []
+    for m in metrics:
+        try:
+            key = canonical_name(m)
+        except ValueError as exc:
+            raise EvalUsageError(str(exc)) from None
+        if metric_spec(key).full_reference and not has_hr:
+            raise EvalUsageError(f"metric {key!r} needs reference images (--hr)")
+        if key not in names:
+            names.append(key)
+    return names
+
+
+def _mean(values: list[float]) -> float:
+    if any(math.isnan(v) for v in values):
+        return math.nan
+    return float(np.mean(values))
+
+
+def compute_metrics(
+    sr_dir: str | os.PathLike,
+    hr_dir: str | os.PathLike | None = None,
+    metrics: Sequence[str] | None = None,
+    crop_border: int = 4,
+    device: str = "cpu",
+) -> dict:
+    """Metrics of every SR image (paired by name with ``hr_dir`` when given) and their mean.
+
+    Returns ``{"metrics": [...], "per_image": {file name: {metric: value}}, "mean":
+    {metric: value}, "count": n}``. Raises EvalInputError (bad files, unavailable metric)
+    or EvalUsageError (bad request).
+    """
+    names = resolve_metrics(metrics, hr_dir is not None)
+    status = {n: metric_status(n) for n in names}
+    missing = [status[n][1] for n in names if not status[n][0]]
+    if missing:
+        raise EvalInputError("; ".join(missing))
+    fns = {}
+    for n in names:
+        try:
+            fns[n] = metric_function(n, crop_border=crop_border, device=device)
+        except RuntimeError as exc:
+            raise EvalInputError(str(exc)) from None
+    sr_files = list_images(sr_dir)
+    if hr_dir is not None:
+        pairs: list[tuple[Path, Path | None]] = list(pair_files(sr_files, list_images(hr_dir)))
+    else:
+        pairs = [(f, None) for f in sr_files]
+    per_image: dict[str, dict[str, float]] = {}
+    for sr_path, hr_path in pairs:
+        sr = read_rgb_uint8(sr_path)
+        hr = read_rgb_uint8(hr_path) if hr_path is not None else None
+        if hr is not None and sr.shape != hr.shape:
+            raise EvalInputError(
+                f"{sr_path}: size {sr.shape[1]}x{sr.shape[0]} differs from "
+                f"{hr_path} ({hr.shape[1]}x{hr.shape[0]})"
+            )
+        row: dict[str, float] = {}
+        for n, fn in fns.items():
+            try:
+                row[n] = float(fn(sr, hr))
+            except ValueError as exc:
+                raise EvalInputError(f"{sr_path}: {n}: {exc}") from None
+        per_image[sr_path.name] = row
+    mean = {n: _mean([row[n] for row in per_image.values()]) for n in names}
+    return {"metrics": names, "per_image": per_image, "mean": mean, "count": len(per_image)}
+
+
+def _jsonable(obj):
+    """Replace non-finite floats by the strings "inf", "-inf", "nan" (strict JSON)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as JSON through a temporary file beside ``path`` and os.replace."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

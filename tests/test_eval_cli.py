@@ -1,0 +1,117 @@
+"""`tadsr eval` and `compute_metrics`: pairing, per-image and mean output, clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tadsr.cli import main
+from tadsr.evaluation.runner import EvalInputError, compute_metrics
+
+
+@pytest.fixture()
+def folders(tmp_path, photo):
+    """hr/{a,b}.png: two 256x256 crops of a photo; sr/a.png noisy, sr/b.png identical."""
+    hr, sr = tmp_path / "hr", tmp_path / "sr"
+    hr.mkdir()
+    sr.mkdir()
+    a, b = photo[:256, :256], photo[256:, 256:]
+    rng = np.random.default_rng(1)
+    noisy = np.clip(a.astype(np.int32) + rng.integers(-12, 13, a.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(hr / "a.png")
+    Image.fromarray(b).save(hr / "b.png")
+    Image.fromarray(noisy).save(sr / "a.png")
+    Image.fromarray(b).save(sr / "b.png")
+    return sr, hr
+
+
+def test_compute_metrics_per_image_and_mean(folders):
+    sr, hr = folders
+    res = compute_metrics(sr, hr, ["psnr", "ssim", "niqe"])
+    assert res["metrics"] == ["psnr", "ssim", "niqe"]
+    assert set(res["per_image"]) == {"a.png", "b.png"}
+    assert res["per_image"]["b.png"]["psnr"] == math.inf
+    assert 20 < res["per_image"]["a.png"]["psnr"] < 40
+    assert res["per_image"]["b.png"]["ssim"] == pytest.approx(1.0)
+    ssims = [r["ssim"] for r in res["per_image"].values()]
+    assert res["mean"]["ssim"] == pytest.approx(np.mean(ssims))
+    assert res["mean"]["psnr"] == math.inf
+
+
+def test_cli_writes_json(folders, tmp_path, capsys):
+    sr, hr = folders
+    out = tmp_path / "res" / "m.json"
+    rc = main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr,ssim,brisque",
+               "--json", str(out)])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "a.png" in printed and "mean" in printed
+    doc = json.loads(out.read_text())
+    assert doc["metrics"] == ["psnr", "ssim", "brisque"]
+    assert doc["count"] == 2
+    assert doc["per_image"]["b.png"]["psnr"] == "inf"  # strict JSON has no Infinity
+    a = doc["per_image"]["a.png"]
+    assert isinstance(a["psnr"], float) and isinstance(a["brisque"], float)
+    assert doc["mean"]["ssim"] == pytest.approx((a["ssim"] + 1.0) / 2)
+    assert not [p for p in out.parent.iterdir() if p.name != "m.json"]  # no temp files left
+
+
+def test_no_reference_metrics_with_sr_only(folders, capsys):
+    sr, _ = folders
+    assert main(["eval", "--sr", str(sr), "--metrics", "niqe"]) == 0
+    assert "niqe" in capsys.readouterr().out
+
+
+def test_mismatched_names_name_the_file(folders, capsys):
+    sr, hr = folders
+    (sr / "b.png").rename(sr / "c.png")
+    assert main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr"]) == 1
+    err = capsys.readouterr().err
+    assert "c.png" in err and "no HR image" in err
+
+
+def test_mismatched_sizes_are_a_clear_error(folders, capsys):
+    sr, hr = folders
+    Image.open(sr / "a.png").crop((0, 0, 200, 256)).save(sr / "a.png")
+    assert main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr"]) == 1
+    err = capsys.readouterr().err
+    assert "a.png" in err and "200x256" in err and "256x256" in err
+
+
+def test_unreadable_image(folders, capsys):
+    sr, hr = folders
+    (sr / "a.png").write_bytes(b"not an image")
+    assert main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr"]) == 1
+    assert "a.png" in capsys.readouterr().err
+
+
+def test_usage_errors(folders, capsys):
+    sr, _ = folders
+    assert main(["eval", "--sr", str(sr), "--metrics", "psnr"]) == 2  # needs --hr
+    assert "--hr" in capsys.readouterr().err
+    assert main(["eval", "--sr", str(sr), "--metrics", "nope"]) == 2
+    assert "unknown metric" in capsys.readouterr().err
+    assert main(["eval"]) == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyiqa") is not None, reason="pyiqa installed")
+def test_learned_metrics_without_weights_exit_1(folders, capsys):
+    sr, hr = folders
+    assert main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr,lpips"]) == 1
+    err = capsys.readouterr().err
+    assert "LPIPS" in err and "pyiqa" in err
+    assert main(["eval", "--sr", str(sr), "--metrics", "musiq"]) == 1
+    assert "MUSIQ" in capsys.readouterr().err
+    with pytest.raises(EvalInputError, match="CLIPIQA"):
+        compute_metrics(sr, None, ["clipiqa"])
+
+
+def test_list_metrics(capsys):
+    assert main(["eval", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "niqe" in out and "maniqa" in out
