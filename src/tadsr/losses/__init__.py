@@ -1,0 +1,7 @@
+"""TAD-SR losses, one small callable each."""
+
+from tadsr.losses.adversarial import d_hinge_loss, g_hinge_loss
+from tadsr.losses.hfsd import hfsd_loss
+from tadsr.losses.regression import regression_loss
+
+__all__ = ["d_hinge_loss", "g_hinge_loss", "hfsd_loss", "regression_loss"]

@@ -1,7 +1,163 @@
-"""Sub-commands of `tadsr` for train (filled in by its issue)."""
+"""`tadsr train teacher|distill|export`."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, default_preset: str) -> None:
+    p.add_argument(
+        "--config",
+        default=default_preset,
+        help=f"a preset name (sr, small, tiny{', face' if 'distill' in p.prog else ''})"
+        f" or a YAML file (default: {default_preset})",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set run.iterations=100 (repeatable)",
+    )
+    p.add_argument("--out", required=True, help="run folder (log, config, checkpoints, samples)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue exactly from RUN_DIR/checkpoints/last.pt if it exists",
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
 
 def register(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("train", help="train the teacher or distil the one-step student")
+    sub = p.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+    t = sub.add_parser("teacher", help="train the ResShift teacher (runs under torchrun too)")
+    _common(t, "small")
+    t.set_defaults(func=cmd_teacher)
+    s = sub.add_parser("distill", help="distil a TAD-SR one-step student from a teacher")
+    s.add_argument("--teacher", help="teacher weights: our .safetensors or an official .pth")
+    s.add_argument("--autoencoder", help="official VQ .pth when the teacher is an official .pth")
+    s.add_argument(
+        "--losses",
+        help="comma list of losses to use out of reg,hfsd,gan "
+        "(ablation; others get weight 0), e.g. --losses reg",
+    )
+    _common(s, "small")
+    s.set_defaults(func=cmd_distill)
+    e = sub.add_parser("export", help="export the EMA weights of a training checkpoint")
+    e.add_argument("checkpoint", help="RUN_DIR/checkpoints/last.pt")
+    e.add_argument("-o", "--output", required=True, help="output .safetensors")
+    e.set_defaults(func=cmd_export)
+
+
+def _resolve(kind: str, args) -> object:
+    from tadsr.cli import UsageError
+    from tadsr.train.config import resolve
+
+    sets = list(args.sets)
+    if kind == "distill":
+        if args.teacher:
+            sets.append(f"teacher={args.teacher}")
+        if args.autoencoder:
+            sets.append(f"autoencoder={args.autoencoder}")
+        if args.losses:
+            chosen = {x.strip() for x in args.losses.split(",") if x.strip()}
+            bad = chosen - {"reg", "hfsd", "gan"}
+            if bad:
+                raise UsageError(f"--losses: unknown {sorted(bad)}; use reg, hfsd, gan")
+            sets += [f"w_{name}=0" for name in ("reg", "hfsd", "gan") if name not in chosen]
+    try:
+        return resolve(kind, args.config, sets)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_teacher(args) -> int:
+    from tadsr.train.config import dump
+    from tadsr.train.teacher import train_teacher
+
+    cfg = _resolve("teacher", args)
+    if args.print_config:
+        print(dump(cfg))
+        return 0
+    out = train_teacher(cfg, args.out, resume=args.resume, device=args.device)
+    print(f"teacher weights: {out}")
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from tadsr.cli import UsageError
+    from tadsr.train.config import dump
+    from tadsr.train.distill import distill
+
+    cfg = _resolve("distill", args)
+    if args.print_config:
+        print(dump(cfg))
+        return 0
+    if not cfg.teacher:
+        raise UsageError("--teacher PATH is required")
+    if not Path(cfg.teacher).is_file():
+        from tadsr.models import registry
+
+        if cfg.teacher not in registry():
+            print(f"tadsr train distill: {cfg.teacher}: no such teacher file", file=sys.stderr)
+            return 1
+    out = distill(cfg, args.out, resume=args.resume, device=args.device)
+    print(f"student weights: {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from tadsr.checkpoints.io import save_model
+    from tadsr.train.config import DistillConfig, TeacherConfig, from_dict
+
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        print(f"tadsr train export: {path}: no such file", file=sys.stderr)
+        return 1
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    cfgd = payload["config"]
+    if "teacher" in cfgd:  # a distillation run: the student keeps the teacher's layout
+        from tadsr.train.distill import load_teacher
+
+        cfg = from_dict(DistillConfig, cfgd)
+        teacher = load_teacher(cfg, torch.device("cpu"))
+        student = teacher.net
+        student.load_state_dict(payload["ema"])
+        save_model(
+            args.output,
+            unet=student,
+            unet_config=student.cfg,
+            codec=teacher.codec,
+            schedule=teacher.process.cfg,
+            kind="sr_student",
+            steps=1,
+            scale=teacher.scale,
+            provenance={"checkpoint": str(path), "iterations": payload["step"]},
+        )
+    else:
+        from tadsr.nets.unet import SwinUNet
+        from tadsr.train.common import build_codec
+
+        cfg = from_dict(TeacherConfig, cfgd)
+        model = SwinUNet(cfg.unet)
+        model.load_state_dict(payload["ema"])
+        save_model(
+            args.output,
+            unet=model,
+            unet_config=cfg.unet,
+            codec=build_codec(cfg.codec, torch.device("cpu")),
+            schedule=cfg.schedule,
+            kind="sr_teacher",
+            steps=cfg.schedule.steps,
+            scale=cfg.scale,
+            provenance={"checkpoint": str(path), "iterations": payload["step"]},
+        )
+    print(f"wrote {args.output}")
+    return 0

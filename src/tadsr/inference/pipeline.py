@@ -1,0 +1,240 @@
+"""SRPipeline: LR image -> bicubic x4 -> codec latent y -> sampler -> decode -> SR image.
+
+The pipeline owns padding: the LR image is reflect-padded so that the latent is a multiple
+of the network's size multiple, and the result is cropped back. Samplers are the pure
+functions of tadsr.diffusion.samplers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tadsr.diffusion import (
+    Process,
+    ScheduleConfig,
+    sample_ancestral,
+    sample_deterministic,
+    sample_one_step,
+)
+
+SAMPLERS = ("ancestral", "deterministic")
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad right and bottom to a multiple: reflection where the image allows, else edge copy."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (0, 0)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (ph, pw)
+
+
+class SRPipeline:
+    """A super-resolution model ready to run: network, codec, process and sampler."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        codec,
+        process: Process,
+        *,
+        scale: int = 4,
+        kind: str = "student",
+        default_steps: int | None = None,
+        sampler: str = "ancestral",
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        meta: dict | None = None,
+    ):
+        if kind not in ("student", "teacher"):
+            raise ValueError(f"kind must be 'student' or 'teacher', got {kind!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.net = net.to(self.device).eval().requires_grad_(False)
+        self.codec = codec
+        if isinstance(codec, torch.nn.Module):
+            codec.to(self.device).eval().requires_grad_(False)
+        self.process = process
+        self.scale = int(scale)
+        self.kind = kind
+        self.default_steps = default_steps or (1 if kind == "student" else process.num_steps)
+        self.sampler = sampler
+        self.meta = meta or {}
+        # LR pixels per latent pixel is factor/scale; the latent must be a multiple of
+        # the net's size multiple.
+        latent_multiple = int(getattr(net, "size_multiple", 1))
+        self.lr_multiple = max(1, latent_multiple * codec.factor // self.scale)
+
+    # -- shapes ---------------------------------------------------------------------
+    def latent_size(self, h: int, w: int) -> tuple[int, int]:
+        f = self.codec.factor
+        return math.ceil(h * self.scale / f), math.ceil(w * self.scale / f)
+
+    def noise_shape(self, h: int, w: int, batch: int = 1) -> tuple[int, int, int, int]:
+        lh, lw = self.latent_size(h, w)
+        return (batch, self.codec.channels, lh, lw)
+
+    def receptive_halo(self) -> int:
+        """LR pixels of context a tile needs so that tiled ~= untiled (Swin windows + convs)."""
+        return max(16, self.lr_multiple)
+
+    # -- running --------------------------------------------------------------------
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        lq: Tensor,
+        *,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> Tensor:
+        if lq.ndim != 4 or lq.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) image batch, got {tuple(lq.shape)}")
+        b, _, h, w = lq.shape
+        lq = lq.to(self.device, torch.float32)
+        if noise is None:
+            noise = torch.randn(self.noise_shape(h, w, b), generator=generator)
+        elif tuple(noise.shape) != self.noise_shape(h, w, b):
+            raise ValueError(
+                f"noise must have shape {self.noise_shape(h, w, b)}, got {tuple(noise.shape)}"
+            )
+        lq_pad, _ = pad_to_multiple(lq, self.lr_multiple)
+        lh, lw = self.latent_size(*lq_pad.shape[-2:])
+        noise = noise.to(self.device, torch.float32)
+        noise = _pad_to(noise, lh, lw)
+        with self._autocast():
+            up = F.interpolate(lq_pad, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            y = self.codec.encode(up).float()
+            latent = self._sample(y, lq_pad, noise, generator, steps)
+            img = self.codec.decode(latent.to(y.dtype)).float()
+        img = img[..., : h * self.scale, : w * self.scale]
+        return img.clamp(-1, 1).cpu()
+
+    def _sample(self, y, lq, noise, generator, steps):
+        steps = steps or self.default_steps
+        net = self._net_fp32_out
+        if self.kind == "student":
+            if steps != 1:
+                raise ValueError("a one-step student runs with steps=1")
+            return sample_one_step(net, self.process, y, lq, noise=noise)
+        process, tmap = (
+            (self.process, None)
+            if steps == self.process.num_steps
+            else self.process.respaced(steps)
+        )
+        if self.sampler == "deterministic":
+            return sample_deterministic(net, process, y, lq, noise=noise, timestep_map=tmap)
+        return sample_ancestral(
+            net, process, y, lq, noise=noise, generator=generator, timestep_map=tmap
+        )
+
+    def _net_fp32_out(self, x, t, lq):
+        return self.net(x, t, lq).float()
+
+    # -- loading --------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | None = None,
+        *,
+        autoencoder: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        kind: str | None = None,
+        sampler: str = "ancestral",
+    ) -> SRPipeline:
+        from tadsr.checkpoints.official import CheckpointError
+        from tadsr.models import resolve_model
+
+        path = resolve_model(name_or_path)
+        if path.suffix == ".safetensors":
+            return cls._from_tadsr_file(
+                path,
+                device=device,
+                dtype=dtype,
+                kind=kind,
+                sampler=sampler,
+                autoencoder=autoencoder,
+            )
+        if autoencoder is None:
+            raise CheckpointError(
+                f"{path}: an official UNet checkpoint needs its autoencoder "
+                "(--autoencoder autoencoder_vq_f4.pth)"
+            )
+        return cls._from_official(
+            path, Path(autoencoder), device=device, dtype=dtype, kind=kind, sampler=sampler
+        )
+
+    @classmethod
+    def _from_tadsr_file(cls, path: Path, *, device, dtype, kind, sampler, autoencoder):
+        from tadsr.checkpoints.io import load_model_file
+        from tadsr.checkpoints.official import CheckpointError, load_official
+        from tadsr.nets.codec import VQCodec
+
+        meta, unet, codec = load_model_file(path)
+        if unet is None:
+            raise CheckpointError(
+                f"{path}: holds a {meta.get('kind')!r}, not a super-resolution model"
+            )
+        if codec is None:
+            if autoencoder is None:
+                raise CheckpointError(f"{path}: has no codec inside; pass --autoencoder")
+            codec = VQCodec(load_official(Path(autoencoder), expect="vq").module)
+        file_kind = {"sr_student": "student", "sr_teacher": "teacher"}.get(meta.get("kind"))
+        process = Process(ScheduleConfig.from_dict(meta["schedule"]))
+        return cls(
+            unet,
+            codec,
+            process,
+            scale=int(meta.get("scale", 4)),
+            kind=kind or file_kind or "student",
+            sampler=sampler,
+            device=device,
+            dtype=dtype,
+            meta=meta,
+        )
+
+    @classmethod
+    def _from_official(cls, path: Path, ae_path: Path, *, device, dtype, kind, sampler):
+        from tadsr.checkpoints.official import CheckpointError, load_official
+        from tadsr.diffusion import SCHEDULE_PRESETS
+        from tadsr.nets.codec import VQCodec
+
+        unet = load_official(path, expect="unet").module
+        if unet.cfg.lq_size != unet.cfg.image_size:
+            raise CheckpointError(f"{path}: a face-restoration UNet, not an x4 SR model")
+        codec = VQCodec(load_official(ae_path, expect="vq").module)
+        if kind is None:
+            kind = "teacher" if "resshift" in path.name.lower() else "student"
+        return cls(
+            unet,
+            codec,
+            Process(SCHEDULE_PRESETS["sr"]),
+            scale=4,
+            kind=kind,
+            sampler=sampler,
+            device=device,
+            dtype=dtype,
+            meta={"source": str(path), "autoencoder": str(ae_path)},
+        )
+
+
+def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
+    ph, pw = h - x.shape[-2], w - x.shape[-1]
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)

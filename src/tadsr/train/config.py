@@ -1,0 +1,263 @@
+"""Typed training configurations with named presets; YAML files and --set only override.
+
+The resolved configuration is written into the run folder and into every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tadsr.diffusion.schedule import SCHEDULE_PRESETS, ScheduleConfig
+from tadsr.nets.unet import UNET_PRESETS, UNetConfig
+
+PIXEL_F4 = {"kind": "pixel_unshuffle", "factor": 4}
+VQ_F4 = {"kind": "vq", "path": "autoencoder_vq_f4.pth"}
+
+# The CPU-sized model bundled with the package: lossless pixel-unshuffle f4 "latent"
+# (48 channels), three UNet levels with Swin layers at each.
+SMALL_UNET = UNetConfig(
+    image_size=32,
+    in_channels=48,
+    model_channels=32,
+    out_channels=48,
+    num_res_blocks=(1, 1, 1),
+    attention_resolutions=(32, 16, 8),
+    channel_mult=(1, 2, 2),
+    num_head_channels=32,
+    swin_depth=2,
+    swin_embed_dim=32,
+    window_size=8,
+    mlp_ratio=2.0,
+    lq_size=32,
+)
+TINY_UNET = UNetConfig(  # for tests: a few seconds per step
+    image_size=16,
+    in_channels=48,
+    model_channels=32,
+    out_channels=48,
+    num_res_blocks=(1, 1),
+    attention_resolutions=(16, 8),
+    channel_mult=(1, 1),
+    num_head_channels=32,
+    swin_depth=1,
+    swin_embed_dim=32,
+    window_size=8,
+    mlp_ratio=1.0,
+    lq_size=16,
+    norm_groups=8,
+)
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/photos"
+    crop_size: int = 256
+    degradation: str = "realesrgan"
+    val_pairs: str = "data/val_pairs"
+    val_count: int = 8
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup: int = 5000
+    grad_clip: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class RunConfig:
+    iterations: int = 300_000
+    batch_size: int = 64  # global, over all processes and accumulation steps
+    grad_accum: int = 1
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    ema: float = 0.999
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 5000
+    save_every: int = 1000
+    threads: int = 0  # torch threads per process; 0 = torch default
+
+
+@dataclass
+class TeacherConfig:
+    name: str = "sr"
+    unet: UNetConfig = field(default_factory=lambda: UNET_PRESETS["sr"])
+    codec: dict = field(default_factory=lambda: dict(VQ_F4))
+    schedule: ScheduleConfig = field(default_factory=lambda: SCHEDULE_PRESETS["sr"])
+    scale: int = 4
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class DistillConfig:
+    name: str = "sr"
+    teacher: str = ""  # path to the teacher (our safetensors or an official .pth)
+    autoencoder: str = ""  # official VQ .pth when the teacher is an official file
+    w_reg: float = 1.0
+    w_hfsd: float = 1.0
+    w_gan: float = 0.02
+    hfsd_reference: str = "teacher"  # teacher (TAD-SR) | noise (plain score distillation)
+    hfsd_noise: str = "gaussian"  # gaussian | uniform (the official code's mistake)
+    hfsd_max_t: int = 3  # t_h uniform in {0 .. hfsd_max_t - 1}
+    disc_lr: float = 5e-5
+    disc_hidden: int = 64
+    teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(iterations=30_000))
+
+
+def _small_teacher() -> TeacherConfig:
+    return TeacherConfig(
+        name="small",
+        unet=SMALL_UNET,
+        codec=dict(PIXEL_F4),
+        data=DataConfig(crop_size=128, val_count=8),
+        optim=OptimConfig(lr=5e-4, warmup=100),
+        run=RunConfig(
+            iterations=3000,
+            batch_size=8,
+            ema=0.995,
+            val_every=250,
+            save_every=50,
+            log_every=10,
+            threads=2,
+        ),
+    )
+
+
+def _tiny_teacher() -> TeacherConfig:
+    return TeacherConfig(
+        name="tiny",
+        unet=TINY_UNET,
+        codec=dict(PIXEL_F4),
+        data=DataConfig(crop_size=64, val_count=2),
+        optim=OptimConfig(lr=1e-3, warmup=2),
+        run=RunConfig(iterations=4, batch_size=4, ema=0.9, val_every=0, save_every=2, log_every=1),
+    )
+
+
+TEACHER_PRESETS = {"sr": TeacherConfig, "small": _small_teacher, "tiny": _tiny_teacher}
+DISTILL_PRESETS = {
+    "sr": DistillConfig,
+    "face": lambda: DistillConfig(name="face", w_hfsd=0.1, w_gan=0.2),
+    "small": lambda: DistillConfig(
+        name="small",
+        w_hfsd=1.0,
+        w_gan=0.02,
+        teacher_cache=1024,
+        disc_lr=2e-4,
+        data=DataConfig(crop_size=128, val_count=16),
+        optim=OptimConfig(lr=1e-4, warmup=50),
+        run=RunConfig(iterations=1500, batch_size=16, ema=0.99, val_every=250, save_every=100),
+    ),
+    "tiny": lambda: DistillConfig(
+        name="tiny",
+        teacher_cache=4,
+        data=DataConfig(crop_size=64, val_count=2),
+        optim=OptimConfig(lr=1e-4, warmup=1),
+        run=RunConfig(iterations=4, batch_size=2, ema=0.9, val_every=0, save_every=2, log_every=1),
+    ),
+}
+
+
+# -- (de)serialisation ---------------------------------------------------------------
+def to_dict(cfg: Any) -> Any:
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, tuple):
+        return list(cfg)
+    return cfg
+
+
+def from_dict(cls: type, d: dict) -> Any:
+    """Build a config dataclass from a (possibly partial) dict; unknown keys are an error."""
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(d)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
+    kwargs = {}
+    hints = _field_types(cls)
+    for k, v in d.items():
+        t = hints[k]
+        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+            kwargs[k] = from_dict(t, v)
+        elif isinstance(v, list) and k not in ("codec",):
+            kwargs[k] = tuple(v)
+        else:
+            kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        if k not in cur or not isinstance(cur[k], dict):
+            raise ValueError(f"--set {dotted}: {k!r} is not a settings group")
+        cur = cur[k]
+    if keys[-1] not in cur:
+        raise ValueError(f"--set {dotted}: unknown setting {keys[-1]!r}")
+    cur[keys[-1]] = value
+
+
+def _deep_update(base: dict, over: dict) -> dict:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and k != "codec":
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def resolve(kind: str, name_or_yaml: str, sets: list[str] | None = None) -> Any:
+    """Preset name or YAML file (with optional `preset:` key) + `key=value` overrides."""
+    presets, cls = (
+        (TEACHER_PRESETS, TeacherConfig) if kind == "teacher" else (DISTILL_PRESETS, DistillConfig)
+    )
+    over: dict = {}
+    name = name_or_yaml
+    if name_or_yaml.endswith((".yaml", ".yml", ".json")):
+        path = Path(name_or_yaml)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such config file")
+        over = yaml.safe_load(path.read_text()) or {}
+        name = over.pop("preset", "sr")
+    if name not in presets:
+        raise ValueError(f"unknown {kind} preset {name!r}; choose from {sorted(presets)}")
+    d = to_dict(presets[name]())
+    _deep_update(d, over)
+    for item in sets or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        _set_path(d, key.strip(), _parse_value(value))
+    return from_dict(cls, d)
+
+
+def dump(cfg: Any) -> str:
+    return json.dumps(to_dict(cfg), indent=2)

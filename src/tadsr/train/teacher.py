@@ -1,0 +1,201 @@
+"""Training the ResShift teacher (SPEC §1-3): x0-prediction with MSE, t ~ U{0..T-1}.
+
+x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps;   L = || f(x_t/c_t, t, lq) - x0 ||^2
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from tadsr.data.datasets import CropDataset
+from tadsr.data.degradation import build_degradation
+from tadsr.diffusion import Process
+from tadsr.nets.unet import SwinUNet
+from tadsr.train import distributed
+from tadsr.train.common import (
+    RunLog,
+    build_codec,
+    config_json,
+    finite_or_raise,
+    latents,
+    micro_batches,
+    validate,
+    warmup_lambda,
+)
+from tadsr.train.config import TeacherConfig
+from tadsr.train.ema import EMA
+from tadsr.train.state import load_state, save_state
+
+
+def autocast_for(mode: str, device: torch.device):
+    if mode == "no":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def train_teacher(
+    cfg: TeacherConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume) a teacher; returns the exported EMA weights file.
+
+    `stop_after` ends the process after that many steps of this call (as a kill would),
+    leaving the last checkpoint; used to test exact resumption.
+    """
+    run_dir = Path(run_dir)
+    d = distributed.setup(device)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    torch.manual_seed(cfg.run.seed)
+    model = SwinUNet(cfg.unet).to(d.device)
+    ema = EMA(model, cfg.run.ema)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        betas=tuple(cfg.optim.betas),
+        weight_decay=cfg.optim.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_lambda(cfg.optim.warmup))
+    scaler = torch.amp.GradScaler(enabled=cfg.run.mixed_precision == "fp16")
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    objects = {"model": model, "ema": ema, "opt": opt, "sched": sched, "scaler": scaler}
+    start = 0
+    if resume and ckpt.is_file():
+        start = int(load_state(ckpt, objects)["step"])
+    net = (
+        DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        if d.enabled
+        else model
+    )
+
+    codec = build_codec(cfg.codec, d.device)
+    process = Process(cfg.schedule)
+    data = CropDataset(
+        cfg.data.root, crop_size=cfg.data.crop_size, split="train", seed=cfg.run.seed, length=10**9
+    )
+    degradation = build_degradation(cfg.data.degradation, scale=cfg.scale)
+    log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
+    if start:
+        log.event(f"resumed from {ckpt} at step {start}")
+    accum = cfg.run.grad_accum
+    step = start
+    try:
+        while step < cfg.run.iterations:
+            model.train()
+            total = 0.0
+            for m, mb in enumerate(
+                micro_batches(
+                    data,
+                    degradation,
+                    step=step,
+                    batch_size=cfg.run.batch_size,
+                    accum=accum,
+                    d=d,
+                    seed=cfg.run.seed,
+                )
+            ):
+                x0, y = latents(codec, mb.hr, mb.lq, cfg.scale)
+                g = mb.generator
+                t = torch.randint(0, process.num_steps, (x0.shape[0],), generator=g)
+                noise = torch.randn(x0.shape, generator=g).to(d.device)
+                t = t.to(d.device)
+                x_t = process.q_sample(x0, y, t, noise)
+                sync = (
+                    contextlib.nullcontext() if (m == accum - 1 or not d.enabled) else net.no_sync()
+                )
+                with sync:
+                    with autocast_for(cfg.run.mixed_precision, d.device):
+                        pred = net(process.scale_input(x_t, t), t, mb.lq)
+                    loss = F.mse_loss(pred.float(), x0)
+                    scaler.scale(loss / accum).backward()
+                total += loss.item() / accum
+            scaler.unscale_(opt)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            ema.update(model)
+            step += 1
+            log.advance()
+            finite_or_raise(torch.tensor(total), step)
+            if step % cfg.run.log_every == 0 or step == cfg.run.iterations:
+                log.step(
+                    step,
+                    {
+                        "loss": d.mean(total),
+                        "grad_norm": float(gnorm),
+                        "lr": float(opt.param_groups[0]["lr"]),
+                    },
+                )
+            if step % cfg.run.save_every == 0 or step == cfg.run.iterations:
+                if d.main:
+                    save_state(ckpt, objects, step, config_json(cfg))
+                d.barrier()
+            if cfg.run.val_every and step % cfg.run.val_every == 0 and d.main:
+                metrics = validate_teacher(
+                    ema.model, codec, process, cfg, run_dir / "samples" / f"step{step:07d}.png"
+                )
+                log.step(step, metrics, "val.csv")
+                log.event(f"step {step}: validation {metrics}")
+            if stop_after is not None and step - start >= stop_after:
+                if d.main:
+                    save_state(ckpt, objects, step, config_json(cfg))
+                return ckpt
+        out = run_dir / "model.safetensors"
+        if d.main:
+            export_teacher(ema.model, codec, cfg, out, step)
+            log.event(f"exported EMA weights to {out}")
+        d.barrier()
+        return out
+    finally:
+        log.close()
+        distributed.teardown(d)
+
+
+def validate_teacher(model, codec, process, cfg: TeacherConfig, png: Path) -> dict:
+    from tadsr.inference.pipeline import SRPipeline
+
+    if not (Path(cfg.data.val_pairs) / "lr").is_dir():
+        return {}
+    pipe = SRPipeline(
+        model,
+        codec,
+        process,
+        scale=cfg.scale,
+        kind="teacher",
+        device=next(model.parameters()).device,
+    )
+    return validate(pipe, cfg.data.val_pairs, cfg.data.val_count, png)
+
+
+def export_teacher(model, codec, cfg: TeacherConfig, out: Path, step: int) -> Path:
+    from tadsr.checkpoints.io import save_model
+
+    return save_model(
+        out,
+        unet=model,
+        unet_config=cfg.unet,
+        codec=codec,
+        schedule=cfg.schedule,
+        kind="sr_teacher",
+        steps=cfg.schedule.steps,
+        scale=cfg.scale,
+        provenance={
+            "trained_by": "tadsr train teacher",
+            "preset": cfg.name,
+            "iterations": step,
+            "data": cfg.data.root,
+            "degradation": cfg.data.degradation,
+        },
+    )

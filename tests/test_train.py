@@ -1,0 +1,195 @@
+"""Teacher training and TAD-SR distillation on a tiny config: real photos, real degradation,
+exact resumption after a stop, a real 2-process torchrun (gloo), every loss switched on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tadsr.train.config import resolve
+from tadsr.train.distill import distill
+from tadsr.train.teacher import train_teacher
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three real photographs (scikit-image, public domain) as a corpus folder."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "chelsea", "coffee"):
+        Image.fromarray(getattr(data, name)()).save(root / f"{name}.png")
+    return root
+
+
+def _teacher_cfg(corpus: Path, **sets):
+    items = [f"data.root={corpus}", "run.threads=1"] + [f"{k}={v}" for k, v in sets.items()]
+    return resolve("teacher", "tiny", items)
+
+
+def _weights(path: Path, key: str = "model") -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)[key]
+
+
+@pytest.fixture(scope="module")
+def teacher_file(corpus, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("teacher")
+    return train_teacher(_teacher_cfg(corpus), run, device="cpu")
+
+
+def test_teacher_trains_and_exports(teacher_file):
+    from tadsr.checkpoints.io import read_metadata
+
+    meta = read_metadata(teacher_file)
+    assert meta["kind"] == "sr_teacher" and meta["steps"] == 15
+    log = (teacher_file.parent / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 4  # header + one row per step (log_every=1)
+    assert (teacher_file.parent / "config.json").is_file()
+
+
+def test_teacher_resume_is_exact(corpus, tmp_path):
+    cfg = _teacher_cfg(corpus)
+    straight = tmp_path / "straight"
+    train_teacher(cfg, straight, device="cpu")
+    stopped = tmp_path / "stopped"
+    train_teacher(cfg, stopped, device="cpu", stop_after=2)  # as if killed after step 2
+    assert torch.load(stopped / "checkpoints/last.pt", weights_only=True)["step"] == 2
+    train_teacher(cfg, stopped, device="cpu", resume=True)
+    a, b = _weights(straight / "checkpoints/last.pt"), _weights(stopped / "checkpoints/last.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ea = _weights(straight / "checkpoints/last.pt", "ema")
+    eb = _weights(stopped / "checkpoints/last.pt", "ema")
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+
+
+def test_teacher_torchrun_two_processes(corpus, tmp_path):
+    """A real multi-process run: torchrun, DDP on gloo; ranks stay in sync."""
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADSR_PROGRESS": "0"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "tadsr.cli",
+        "train",
+        "teacher",
+        "--config",
+        "tiny",
+        "--set",
+        f"data.root={corpus}",
+        "--set",
+        "run.iterations=2",
+        "--set",
+        "run.threads=1",
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "model.safetensors").is_file()
+    state = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    assert state["step"] == 2
+    rows = (run / "log.csv").read_text().splitlines()
+    assert len(rows) == 3  # only rank 0 logs
+
+
+def _distill_cfg(corpus, teacher_file, **sets):
+    items = [f"data.root={corpus}", f"teacher={teacher_file}", "run.threads=1"]
+    items += [f"{k}={v}" for k, v in sets.items()]
+    return resolve("distill", "tiny", items)
+
+
+def test_distill_all_losses_and_resume(corpus, teacher_file, tmp_path):
+    cfg = _distill_cfg(corpus, teacher_file)
+    assert cfg.w_reg > 0 and cfg.w_hfsd > 0 and cfg.w_gan > 0
+    run = tmp_path / "full"
+    out = distill(cfg, run, device="cpu")
+    rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
+    header = rows[0]
+    last = dict(zip(header, rows[-1]))
+    for k in ("reg", "hfsd", "g", "d"):
+        assert float(last[k]) != 0.0, k  # every loss really ran
+    # the teacher stayed frozen: its file is untouched and the student moved away from it
+    from tadsr.checkpoints.io import load_model_file
+
+    _, t_net, _ = load_model_file(teacher_file)
+    meta, s_net, _ = load_model_file(out)
+    assert meta["kind"] == "sr_student" and meta["steps"] == 1
+    moved = sum((a - b).abs().sum().item() for a, b in zip(t_net.parameters(), s_net.parameters()))
+    assert moved > 0
+    # exact resume: stop after 2 steps, resume to 4
+    run2 = tmp_path / "resumed"
+    distill(cfg, run2, device="cpu", stop_after=2)
+    distill(cfg, run2, device="cpu", resume=True)
+    a, b = _weights(run / "checkpoints/last.pt"), _weights(run2 / "checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    da, db = (
+        _weights(run / "checkpoints/last.pt", "disc"),
+        _weights(run2 / "checkpoints/last.pt", "disc"),
+    )
+    assert all(torch.equal(da[k], db[k]) for k in da)
+
+
+def test_distill_loss_switches(corpus, teacher_file, tmp_path):
+    """Regression only (the SinSR-like baseline) logs zero HFSD / GAN terms."""
+    cfg = _distill_cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, **{"run.iterations": 1})
+    run = tmp_path / "reg"
+    distill(cfg, run, device="cpu")
+    rows = (run / "log.csv").read_text().splitlines()
+    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    assert float(last["reg"]) > 0 and float(last["hfsd"]) == 0 and float(last["g"]) == 0
+
+
+def test_hfsd_gradient_direction():
+    """HFSD's gradient wrt x0_hat is g = eps_hat(x_s) - eps_hat(x_r): zero when the student
+    equals the teacher's target, and pointing away from a shifted student otherwise."""
+    from tadsr.diffusion import SCHEDULE_PRESETS, Process
+    from tadsr.losses import hfsd_loss
+
+    p = Process(SCHEDULE_PRESETS["sr"])
+    target = torch.zeros(2, 3, 8, 8)
+
+    def oracle(x, t, lq):  # a teacher that always predicts the target
+        return target
+
+    y = torch.ones(2, 3, 8, 8)
+    x0 = target.clone().requires_grad_(True)
+    hfsd_loss(oracle, p, x0, target, y, None, torch.Generator().manual_seed(0)).backward()
+    assert x0.grad.abs().max().item() < 1e-6
+    shifted = (target + 0.5).requires_grad_(True)
+    hfsd_loss(oracle, p, shifted, target, y, None, torch.Generator().manual_seed(0)).backward()
+    # a gradient step (x - lr * grad) moves the shifted student back towards the target
+    assert (shifted.grad > 0).float().mean().item() > 0.99
+
+
+def test_discriminator_heads_only_learn(teacher_file):
+    from tadsr.checkpoints.io import load_model_file
+    from tadsr.nets.discriminator import TimeAwareDiscriminator
+    from tadsr.nets.unet import feature_channels
+
+    _, net, _ = load_model_file(teacher_file)
+    net.requires_grad_(False)
+    disc = TimeAwareDiscriminator(feature_channels(net.cfg))
+    x = torch.randn(2, 48, 16, 16, requires_grad=True)
+    t = torch.tensor([0, 5])
+    feats = net.encoder_features(x, t, torch.zeros(2, 3, 16, 16))
+    assert len(feats) == 5
+    logits = disc(feats, t)
+    assert all(lg.shape[:2] == (2, 64) for lg in logits)
+    loss = sum(lg.mean() for lg in logits)
+    loss.backward()
+    assert all(p.grad is None for p in net.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in disc.parameters())
