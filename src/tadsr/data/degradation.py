@@ -1,0 +1,368 @@
+"""Seeded degradations ``(hr, generator) -> lr`` (SPEC §6).
+
+- :class:`RealESRGANDegradation`: the second-order model of Real-ESRGAN (Wang et al. 2021,
+  Sec. 3) with the parameters ResShift / TAD-SR train with (stage 2 applied with p 0.5).
+- :class:`BicubicDegradation`: antialiased bicubic downsampling.
+- :class:`FaceDegradation`: the GFPGAN-style blind face model (blur, downsample, noise, JPEG).
+
+Every random number comes from the ``torch.Generator`` passed in, drawn on the generator's
+device (use a CPU generator for results that are identical on any machine, whatever the
+device of ``hr``). Outputs are clamped to [0, 1] and rounded to the 8-bit grid.
+Parameters that Real-ESRGAN shares over a batch (resize type, scale and mode, Gaussian vs
+Poisson noise, order of the last steps) are shared here too; kernels, noise levels, gray
+noise and JPEG qualities are drawn per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from tadsr.data.jpeg import jpeg_compress
+from tadsr.data.kernels import (
+    KernelSpec,
+    choice,
+    filter2d,
+    gaussian_kernel,
+    pulse_kernel,
+    random_mixed_kernel,
+    sinc_kernel,
+    uniform,
+)
+
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+
+class Degradation(Protocol):
+    """``deg(hr (B,3,H,W) in [0,1], generator) -> lr (B,3,H/scale,W/scale) in [0,1]``."""
+
+    scale: int
+
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """Parameters of the second-order Real-ESRGAN model (SPEC §6; defaults = the paper's)."""
+
+    # stage 1
+    kernel1: KernelSpec = field(default_factory=KernelSpec)
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    resize_modes: tuple[str, ...] = RESIZE_MODES
+    gaussian_noise_prob: float = 0.5
+    noise_range: tuple[float, float] = (1.0, 30.0)  # sigma on the 0-255 scale
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[float, float] = (30.0, 95.0)
+    # stage 2
+    second_order_prob: float = 0.5  # ResShift; the official Real-ESRGAN always runs stage 2
+    second_blur_prob: float = 0.8
+    kernel2: KernelSpec = field(default_factory=lambda: KernelSpec(sigma=(0.2, 1.5)))
+    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[float, float] = (0.3, 1.2)
+    gaussian_noise_prob2: float = 0.5
+    noise_range2: tuple[float, float] = (1.0, 25.0)
+    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
+    gray_noise_prob2: float = 0.4
+    jpeg_range2: tuple[float, float] = (30.0, 95.0)
+    # final resize to HR/scale, sinc and JPEG in either order
+    final_sinc_prob: float = 0.8
+    final_sinc_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    final_sinc_pad: int = 21
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FaceDegradationConfig:
+    """GFPGAN-style face degradation (SPEC §6: kernel 41, sigma 0.1-15, downsample 0.8-32,
+    noise 0-20, JPEG 30-100, gray 0.01)."""
+
+    kernel_size: int = 41
+    kernel_types: tuple[str, ...] = ("iso", "aniso")
+    kernel_probs: tuple[float, ...] = (0.5, 0.5)
+    sigma: tuple[float, float] = (0.1, 15.0)
+    downsample_range: tuple[float, float] = (0.8, 32.0)
+    noise_range: tuple[float, float] = (0.0, 20.0)
+    jpeg_range: tuple[float, float] = (30.0, 100.0)
+    gray_prob: float = 0.01
+
+
+#: Named presets: "paper" (ResShift / TAD-SR training) and "realesrgan_official".
+PRESETS: dict[str, DegradationConfig] = {
+    "paper": DegradationConfig(),
+    "realesrgan_official": DegradationConfig(second_order_prob=1.0),
+}
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _rand(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    """``n`` uniforms in [lo, hi) as float64 on the CPU."""
+    u = torch.rand(n, generator=g, device=g.device, dtype=torch.float64).cpu()
+    return lo + (hi - lo) * u
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] and round to the 8-bit grid."""
+    return (x * 255.0).round().clamp(0, 255) / 255.0
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """``F.interpolate`` to ``size`` (no antialiasing, as in Real-ESRGAN)."""
+    size = (max(1, int(size[0])), max(1, int(size[1])))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode in ("bilinear", "bicubic"):
+        return F.interpolate(x, size=size, mode=mode, align_corners=False)
+    return F.interpolate(x, size=size, mode=mode)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma (B,1,H,W)."""
+    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def add_gaussian_noise(
+    x: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
+    """x + N(0, σ²) per sample (σ in [0,1] units, shape (B,)); gray samples get the same noise
+    in all channels. Not clamped."""
+    b, c, h, w = x.shape
+    n = torch.randn((b, c, h, w), generator=g, device=g.device, dtype=torch.float32)
+    n = n.to(device=x.device, dtype=x.dtype)
+    gray = gray.to(x.device).view(b, 1, 1, 1)
+    n = torch.where(gray, n[:, :1].expand(b, c, h, w), n)
+    return x + n * sigma.to(device=x.device, dtype=x.dtype).view(b, 1, 1, 1)
+
+
+def add_poisson_noise(
+    x: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
+    """Poisson (shot) noise as in Real-ESRGAN: photon count 2^ceil(log2(#distinct values)),
+    noise = (Poisson(x·v)/v − x)·scale; gray samples use the luma noise in all channels."""
+    b, c = x.shape[:2]
+    xc = x.clamp(0, 1).to(device=g.device, dtype=torch.float32)
+    lum = rgb_to_gray(xc)
+    out = torch.empty_like(xc)
+    for i in range(b):
+        src = lum[i] if bool(gray[i]) else xc[i]
+        vals = 2 ** math.ceil(math.log2(max(2, torch.unique(src).numel())))
+        noisy = torch.poisson(src * vals, generator=g) / vals
+        out[i] = (noisy - src).expand(c, -1, -1)
+    out = out.to(device=x.device, dtype=x.dtype)
+    return x + out * scale.to(device=x.device, dtype=x.dtype).view(b, 1, 1, 1)
+
+
+def random_noise(
+    x: torch.Tensor,
+    g: torch.Generator,
+    gaussian_prob: float,
+    sigma_range: tuple[float, float],
+    poisson_range: tuple[float, float],
+    gray_prob: float,
+) -> torch.Tensor:
+    """Gaussian or Poisson noise (one choice per batch; levels and gray per sample), clamped."""
+    b = x.shape[0]
+    if uniform(g, 0.0, 1.0) < gaussian_prob:
+        sigma = _rand(g, b, *sigma_range) / 255.0
+        gray = _rand(g, b, 0.0, 1.0) < gray_prob
+        out = add_gaussian_noise(x, sigma, gray, g)
+    else:
+        scale = _rand(g, b, *poisson_range)
+        gray = _rand(g, b, 0.0, 1.0) < gray_prob
+        out = add_poisson_noise(x, scale, gray, g)
+    return out.clamp(0, 1)
+
+
+def random_jpeg(x: torch.Tensor, g: torch.Generator, q_range: tuple[float, float]) -> torch.Tensor:
+    """Real JPEG at a per-sample quality uniform in ``q_range``."""
+    q = _rand(g, x.shape[0], *q_range)
+    return jpeg_compress(x.clamp(0, 1), q)
+
+
+def _random_resize(
+    x: torch.Tensor,
+    g: torch.Generator,
+    probs: tuple[float, float, float],
+    rng: tuple[float, float],
+    modes: tuple[str, ...],
+    base: tuple[int, int],
+) -> torch.Tensor:
+    """Up / down / keep with ``probs``; the factor applies to ``base`` (H, W)."""
+    kind = choice(g, ("up", "down", "keep"), probs)
+    if kind == "up":
+        s = uniform(g, 1.0, rng[1])
+    elif kind == "down":
+        s = uniform(g, rng[0], 1.0)
+    else:
+        s = 1.0
+    mode = choice(g, modes)
+    return resize(x, (int(base[0] * s), int(base[1] * s)), mode)
+
+
+def _check(hr: torch.Tensor, scale: int) -> None:
+    if hr.dim() != 4 or hr.shape[1] != 3:
+        raise ValueError(f"degradation: expected hr of shape (B,3,H,W), got {tuple(hr.shape)}")
+    if not hr.is_floating_point():
+        raise ValueError(f"degradation: expected a float tensor in [0,1], got {hr.dtype}")
+    h, w = hr.shape[-2:]
+    if h % scale or w % scale:
+        raise ValueError(f"degradation: H and W ({h}x{w}) must be multiples of scale {scale}")
+
+
+# --------------------------------------------------------------------------- degradations
+
+
+class RealESRGANDegradation:
+    """Second-order degradation (blur → resize → noise → JPEG, twice; final resize + sinc)."""
+
+    def __init__(self, config: DegradationConfig | None = None, scale: int = 4) -> None:
+        self.config = config or DegradationConfig()
+        self.scale = int(scale)
+
+    def _kernels(self, g: torch.Generator, spec: KernelSpec, b: int) -> torch.Tensor:
+        return torch.stack([random_mixed_kernel(g, spec) for _ in range(b)])
+
+    def _final_sinc(self, g: torch.Generator, b: int) -> torch.Tensor:
+        cfg = self.config
+        ks = []
+        for _ in range(b):
+            if uniform(g, 0.0, 1.0) < cfg.final_sinc_prob:
+                size = int(choice(g, cfg.final_sinc_sizes))
+                omega = uniform(g, math.pi / 3, math.pi)
+                ks.append(sinc_kernel(size, omega, pad_to=cfg.final_sinc_pad))
+            else:
+                ks.append(pulse_kernel(cfg.final_sinc_pad))
+        return torch.stack(ks)
+
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        _check(hr, self.scale)
+        cfg, g = self.config, generator
+        b, _, h, w = hr.shape
+        # all kernels first, in a fixed order, so the stream of draws is easy to follow
+        k1 = self._kernels(g, cfg.kernel1, b)
+        k2 = self._kernels(g, cfg.kernel2, b)
+        k_final = self._final_sinc(g, b)
+
+        # ---- stage 1
+        x = filter2d(hr, k1)
+        x = _random_resize(
+            x, g, cfg.resize_prob, cfg.resize_range, cfg.resize_modes, tuple(x.shape[-2:])
+        )
+        x = random_noise(
+            x,
+            g,
+            cfg.gaussian_noise_prob,
+            cfg.noise_range,
+            cfg.poisson_scale_range,
+            cfg.gray_noise_prob,
+        )
+        x = random_jpeg(x, g, cfg.jpeg_range)
+
+        # ---- stage 2 (with probability second_order_prob)
+        base = (h // self.scale, w // self.scale)
+        if uniform(g, 0.0, 1.0) < cfg.second_order_prob:
+            if uniform(g, 0.0, 1.0) < cfg.second_blur_prob:
+                x = filter2d(x, k2)
+            x = _random_resize(x, g, cfg.resize_prob2, cfg.resize_range2, cfg.resize_modes, base)
+            x = random_noise(
+                x,
+                g,
+                cfg.gaussian_noise_prob2,
+                cfg.noise_range2,
+                cfg.poisson_scale_range2,
+                cfg.gray_noise_prob2,
+            )
+
+        # ---- final: resize to HR/scale + sinc, and JPEG, in either order
+        mode = choice(g, cfg.resize_modes)
+        if uniform(g, 0.0, 1.0) < 0.5:
+            x = filter2d(resize(x, base, mode), k_final)
+            x = random_jpeg(x, g, cfg.jpeg_range2)
+        else:
+            x = random_jpeg(x, g, cfg.jpeg_range2)
+            x = filter2d(resize(x, base, mode), k_final)
+        return quantize(x)
+
+
+class BicubicDegradation:
+    """Antialiased bicubic downsampling by ``scale`` (deterministic; the generator is unused)."""
+
+    def __init__(self, scale: int = 4) -> None:
+        self.scale = int(scale)
+
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        _check(hr, self.scale)
+        size = (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale)
+        lr = F.interpolate(hr, size=size, mode="bicubic", align_corners=False, antialias=True)
+        return quantize(lr)
+
+
+class FaceDegradation:
+    """GFPGAN-style face degradation, then a bilinear resize to HR/scale.
+
+    Per sample: blur with a 41-tap iso/aniso Gaussian, bilinear downsample by a factor in
+    ``downsample_range``, Gaussian noise, JPEG, optional gray (p 0.01). With ``scale=1`` the
+    image is resized back to the HR size, as in GFPGAN.
+    """
+
+    def __init__(self, config: FaceDegradationConfig | None = None, scale: int = 4) -> None:
+        self.config = config or FaceDegradationConfig()
+        self.scale = int(scale)
+
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        _check(hr, self.scale)
+        cfg, g = self.config, generator
+        b, _, h, w = hr.shape
+        out = []
+        for i in range(b):
+            kind = choice(g, cfg.kernel_types, cfg.kernel_probs)
+            sx = uniform(g, *cfg.sigma)
+            if kind == "aniso":
+                sy, theta = uniform(g, *cfg.sigma), uniform(g, -math.pi, math.pi)
+            else:
+                sy, theta = sx, 0.0
+            k = gaussian_kernel(cfg.kernel_size, sx, sy, theta)
+            x = filter2d(hr[i : i + 1], k)
+            s = uniform(g, *cfg.downsample_range)
+            x = resize(x, (int(h / s), int(w / s)), "bilinear")
+            sigma = _rand(g, 1, *cfg.noise_range) / 255.0
+            x = add_gaussian_noise(x, sigma, torch.zeros(1, dtype=torch.bool), g).clamp(0, 1)
+            x = random_jpeg(x, g, cfg.jpeg_range)
+            x = resize(x, (h // self.scale, w // self.scale), "bilinear")
+            if uniform(g, 0.0, 1.0) < cfg.gray_prob:
+                x = rgb_to_gray(x).expand(-1, 3, -1, -1)
+            out.append(x)
+        return quantize(torch.cat(out))
+
+
+DEGRADATIONS = ("realesrgan", "bicubic", "face")
+
+
+def build_degradation(
+    name: str, scale: int = 4, config: DegradationConfig | FaceDegradationConfig | None = None
+) -> Degradation:
+    """A degradation by name: "realesrgan" (also "realesrgan_official"), "bicubic", "face"."""
+    if name == "realesrgan":
+        return RealESRGANDegradation(config or PRESETS["paper"], scale)
+    if name == "realesrgan_official":
+        return RealESRGANDegradation(config or PRESETS["realesrgan_official"], scale)
+    if name == "bicubic":
+        return BicubicDegradation(scale)
+    if name == "face":
+        return FaceDegradation(config, scale)
+    raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")
+
+
+def with_overrides(config: DegradationConfig, **kw) -> DegradationConfig:
+    """A copy of ``config`` with some fields replaced (YAML / flag overrides)."""
+    return replace(config, **kw)
