@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Idle OpenMP threads must sleep, not spin: oneDNN starts its own OpenMP team even with one
+# torch thread, and on a busy machine spinning teams made CPU training up to 20x slower.
+# Set before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
 # `func` on the parser; `func(args) -> int` is the exit status.

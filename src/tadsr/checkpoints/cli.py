@@ -260,3 +260,38 @@ def register(subparsers: Any) -> None:
     e.add_argument("--scale", type=int, default=None, help="upscaling factor (default 4; face 1)")
     e.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     e.set_defaults(func=cmd_export_official)
+
+    m = subparsers.add_parser("models", help="list the bundled models and their measured numbers")
+    m.add_argument("--json", action="store_true", help="print the registry as JSON")
+    m.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`tadsr models`: the bundled models with the figures measured by benchmarks/model_card.py."""
+    import json
+
+    from tadsr.models import DEFAULT_MODEL, HERE, registry
+
+    entries = registry()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print("no bundled models in this installation")
+        return 1
+    for name, e in entries.items():
+        path = HERE / e["file"]
+        size = f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "MISSING"
+        star = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{star}: {e.get('description', '')}")
+        print(
+            f"  file {e['file']} ({size}), {e.get('kind')}, {e.get('steps')} step(s), "
+            f"{e.get('parameters', '?')} parameters"
+        )
+        metrics = e.get("metrics") or {}
+        if metrics:
+            shown = ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+            )
+            print(f"  measured on {e.get('measured_on', 'the validation pairs')}: {shown}")
+    return 0

@@ -10,9 +10,86 @@ import sys
 def register(subparsers) -> None:
     """Add the evaluation sub-commands to the `tadsr` parser."""
     _register_eval(subparsers)
-    # ------------------------------------------------------------------------------------
-    # `tadsr bench`: reserved for the lead; register it here, e.g. _register_bench(subparsers)
-    # ------------------------------------------------------------------------------------
+    _register_bench(subparsers)
+
+
+# ---------------------------------------------------------------------------- tadsr bench
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 128x128, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def _register_bench(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="latency, speed-up and peak memory: one-step student vs multi-step teacher",
+        description="Runs the student (1 network evaluation) and the teacher (its full "
+        "schedule, 15 steps) on the same random low-resolution input, each in its own "
+        "process, and prints latency (median of --repeats after a warm-up), the ratio, "
+        "seconds per output megapixel and peak memory.",
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(128, 128),
+        help="low-resolution input size WxH (default 128x128; output is 4x)",
+    )
+    p.add_argument("--student", default="tadsr-small", help="student model (default bundled)")
+    p.add_argument(
+        "--teacher", default="tadsr-small-teacher", help="teacher model (default bundled)"
+    )
+    p.add_argument("--teacher-steps", type=int, help="teacher steps (default: its schedule)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | mps (default cpu)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per model (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="also write JSON")
+    p.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from tadsr.cli import UsageError
+    from tadsr.evaluation.bench import bench
+    from tadsr.evaluation.runner import write_json_atomic
+
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    r = bench(
+        args.student,
+        args.teacher,
+        args.size,
+        device=args.device,
+        dtype=args.dtype,
+        repeats=args.repeats,
+        teacher_steps=args.teacher_steps,
+        threads=args.threads,
+    )
+    w, h = args.size
+    print(f"input {w}x{h} -> output {4 * w}x{4 * h}, device {args.device}, {args.dtype}")
+    print(f"{'model':<24} {'evals':>5} {'latency s':>10} {'s/out MP':>9} {'peak MB':>9}")
+    failed = False
+    for role in ("student", "teacher"):
+        m = r[role]
+        if "error" in m:
+            print(f"tadsr bench: {role} {m['model']}: {m['error']}", file=sys.stderr)
+            failed = True
+            continue
+        print(
+            f"{m['model']:<24} {m['evaluations']:>5} {m['latency_s']:>10.3f} "
+            f"{m['s_per_out_mp']:>9.3f} {m['peak_mb']:>9.0f}"
+        )
+    if "speedup" in r:
+        print(f"student is {r['speedup']:.1f}x faster than the teacher")
+    if args.json_path:
+        write_json_atomic(args.json_path, r)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------- tadsr eval

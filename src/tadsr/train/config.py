@@ -112,6 +112,7 @@ class DistillConfig:
     disc_lr: float = 5e-5
     disc_hidden: int = 64
     teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples
+    teacher_cache_file: str = ""  # reuse another run's cache (same teacher, seed and data)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=lambda: RunConfig(iterations=30_000))
@@ -157,9 +158,17 @@ DISTILL_PRESETS = {
         w_gan=0.02,
         teacher_cache=1024,
         disc_lr=2e-4,
-        data=DataConfig(crop_size=128, val_count=16),
-        optim=OptimConfig(lr=1e-4, warmup=50),
-        run=RunConfig(iterations=1500, batch_size=16, ema=0.99, val_every=250, save_every=100),
+        data=DataConfig(crop_size=128, val_count=8),
+        optim=OptimConfig(lr=2e-4, warmup=50),
+        run=RunConfig(
+            iterations=800,
+            batch_size=8,
+            ema=0.99,
+            val_every=200,
+            save_every=50,
+            log_every=10,
+            threads=1,
+        ),
     ),
     "tiny": lambda: DistillConfig(
         name="tiny",

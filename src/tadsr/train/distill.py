@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import time
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class TeacherCache:
                         f"teacher cache: {s + len(idx)}/{len(mine)} samples "
                         f"({time.time() - t0:.0f} s)"
                     )
-                torch.save({k: torch.cat(v) for k, v in parts.items()}, shard)
+                _save_atomic({k: torch.cat(v) for k, v in parts.items()}, shard)
             d.barrier()
             if d.main:
                 shards = [
@@ -100,13 +101,19 @@ class TeacherCache:
                 ]
                 merged = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
                 order = merged["index"].argsort()
-                torch.save({k: v[order] for k, v in merged.items()}, path)
+                _save_atomic({k: v[order] for k, v in merged.items()}, path)
             d.barrier()
         return cls(torch.load(path, weights_only=True))
 
     def batch(self, indices: list[int], device):
         idx = torch.tensor([i % self.n for i in indices])
         return tuple(self.t[k][idx].to(device) for k in ("hr", "lq", "eps", "zt"))
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def distill(
@@ -165,9 +172,8 @@ def distill(
     log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
     cache = None
     if cfg.teacher_cache > 0:
-        cache = TeacherCache.build(
-            run_dir / "teacher_cache.pt", cfg, teacher, data, degradation, d, log
-        )
+        cache_path = Path(cfg.teacher_cache_file or run_dir / "teacher_cache.pt")
+        cache = TeacherCache.build(cache_path, cfg, teacher, data, degradation, d, log)
     accum = cfg.run.grad_accum
     per = cfg.run.batch_size // (accum * d.world)
     step = start

@@ -1,0 +1,53 @@
+"""Copy a trained teacher and student into the package as the bundled models and write
+src/tadsr/models/registry.json (measured figures are added by benchmarks/model_card.py).
+
+    python scripts/bundle_models.py --teacher runs/teacher-small/model.safetensors \
+        --student runs/student-small/model.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from tadsr.checkpoints.io import load_model_file, read_metadata
+
+MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
+
+DESCRIPTIONS = {
+    "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher",
+    "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus",
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--student", required=True)
+    args = ap.parse_args()
+    reg_path = MODELS / "registry.json"
+    registry = json.loads(reg_path.read_text()) if reg_path.is_file() else {}
+    for name, src in (("tadsr-small", args.student), ("tadsr-small-teacher", args.teacher)):
+        meta = read_metadata(src)
+        _, unet, _ = load_model_file(src)
+        dst = MODELS / f"{name}.safetensors"
+        shutil.copyfile(src, dst)
+        entry = registry.get(name, {})
+        entry.update(
+            file=dst.name,
+            kind={"sr_student": "student", "sr_teacher": "teacher"}[meta["kind"]],
+            steps=meta["steps"],
+            scale=meta["scale"],
+            parameters=sum(p.numel() for p in unet.parameters()),
+            description=DESCRIPTIONS[name],
+            provenance=meta.get("provenance", {}),
+        )
+        registry[name] = entry
+        print(f"bundled {src} as {dst.name} ({dst.stat().st_size / 1e6:.2f} MB)")
+    reg_path.write_text(json.dumps(registry, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

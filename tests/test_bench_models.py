@@ -1,0 +1,64 @@
+"""`tadsr bench` and `tadsr models` on the bundled models with a tiny input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tadsr.cli import main
+from tadsr.models import HERE, registry
+
+
+def _bundled() -> dict:
+    reg = registry()
+    if not {"tadsr-small", "tadsr-small-teacher"} <= set(reg):
+        pytest.fail(f"bundled models missing from {HERE / 'registry.json'}")
+    return reg
+
+
+def test_models_lists_bundled_models(capsys):
+    reg = _bundled()
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    for name, entry in reg.items():
+        assert name in text
+        assert (HERE / entry["file"]).is_file()
+    assert "(default)" in text
+    total = sum((HERE / e["file"]).stat().st_size for e in reg.values())
+    assert total <= 25 * 2**20  # the bundled models stay within 25 MB together
+
+
+def test_bench_runs_student_and_teacher(tmp_path, capsys):
+    _bundled()
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--size", "16x16", "--repeats", "1", "--threads", "1", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["student"]["evaluations"] == 1 and r["teacher"]["evaluations"] == 15
+    for role in ("student", "teacher"):
+        assert r[role]["latency_s"] > 0 and r[role]["peak_mb"] > 0
+        assert r[role]["out_megapixels"] == pytest.approx(64 * 64 / 1e6)
+    assert "faster than the teacher" in capsys.readouterr().out
+
+
+def test_bench_reports_a_bad_model(tmp_path, capsys):
+    rc = main(
+        [
+            "bench",
+            "--size",
+            "16x16",
+            "--repeats",
+            "1",
+            "--student",
+            str(tmp_path / "missing.safetensors"),
+        ]
+    )
+    assert rc == 1
+    assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_bench_rejects_a_bad_size():
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--size", "big"])
+    assert exc.value.code == 2
