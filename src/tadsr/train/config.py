@@ -35,6 +35,11 @@ SMALL_UNET = UNetConfig(
     window_size=8,
     mlp_ratio=2.0,
     lq_size=32,
+    # One norm group: with 32 groups over 32 channels every GroupNorm is an instance norm that
+    # erases each channel's mean and scale, and a model this narrow then cannot reproduce an
+    # image's colours (measured: x0 error at t = 0 stayed 6x above bicubic's; 8 groups: 27.2
+    # dB, 1 group: 29.4 dB validation PSNR-Y after 500 steps).
+    norm_groups=1,
 )
 TINY_UNET = UNetConfig(  # for tests: a few seconds per step
     image_size=16,
@@ -50,7 +55,7 @@ TINY_UNET = UNetConfig(  # for tests: a few seconds per step
     window_size=8,
     mlp_ratio=1.0,
     lq_size=16,
-    norm_groups=8,
+    norm_groups=1,
 )
 
 
@@ -148,7 +153,26 @@ def _tiny_teacher() -> TeacherConfig:
     )
 
 
-TEACHER_PRESETS = {"sr": TeacherConfig, "small": _small_teacher, "tiny": _tiny_teacher}
+def _face_teacher() -> TeacherConfig:
+    """Blind face restoration (ResShift faceir_gfpgan512): VQ-f8 latent, T = 4, x1."""
+    return TeacherConfig(
+        name="face",
+        unet=UNET_PRESETS["face"],
+        codec={"kind": "vq", "path": "ffhq512_vq_f8_dim8_face.pth"},
+        schedule=SCHEDULE_PRESETS["face"],
+        scale=1,
+        data=DataConfig(
+            root="data/ffhq512", crop_size=512, degradation="face", val_pairs="data/face_val"
+        ),
+    )
+
+
+TEACHER_PRESETS = {
+    "sr": TeacherConfig,
+    "face": _face_teacher,
+    "small": _small_teacher,
+    "tiny": _tiny_teacher,
+}
 DISTILL_PRESETS = {
     "sr": DistillConfig,
     "face": lambda: DistillConfig(name="face", w_hfsd=0.1, w_gan=0.2),
