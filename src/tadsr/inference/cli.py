@@ -1,7 +1,430 @@
-"""Sub-commands of `tadsr` for inference (filled in by its issue)."""
+"""`tadsr upscale`: x4 super-resolution of image files and folders.
+
+Exit status: 0 every input succeeded (or was skipped because its output exists), 1 any input
+failed (one stderr line each, the rest still processed) or the model / output folder could
+not be used, 2 a usage error. Under `torchrun --nproc_per_node=N` each process takes the
+inputs i with i % WORLD_SIZE == RANK of the sorted list and LOCAL_RANK picks its GPU.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+
+PROG = "tadsr upscale"
+
+_DESCRIPTION = """\
+Upscale images x4 with the one-step TAD-SR student (or a multi-step teacher).
+
+Each INPUT is an image file or a folder (its images, not its sub-folders). The result of
+INPUT is written as OUTDIR/<input stem>.png (16-bit when the input is 16-bit; gray stays
+gray; alpha is kept, resized bicubically). Names are made unique without ever replacing an
+input: when OUTDIR/<stem>.png would be one of the inputs (OUTDIR is the input folder and the
+input is a PNG) the output is <stem>_x4.png (x<outscale>), and when two inputs share a stem
+the later ones (in the order given, folders sorted) get <stem>_2.png, <stem>_3.png, ...
+(a note says so).
+An existing output is skipped unless --overwrite, so running the command again resumes a
+batch. Outputs are written to a temporary file, then renamed.
+"""
+
+_EPILOG = f"""\
+images: PNG, JPEG, WebP, BMP, TIFF; EXIF orientation is applied. Inputs larger than
+--max-pixels (default {DEFAULT_MAX_PIXELS:,} pixels = 64 MP) are refused as possible
+decompression bombs.
+
+tiles: sizes are in low-resolution pixels. The network sees each tile plus --tile-pad pixels
+of context on each side; neighbouring outputs are blended with raised-cosine weights over
+the overlap, so no seam is left. The noise is drawn once for the whole image (--seed), so
+the result does not depend on the tiling, the order, or the number of processes.
+
+many GPUs: torchrun --nproc_per_node=N -m tadsr.cli upscale IN -o OUT  (or the `tadsr`
+script under torchrun --no-python); RANK / WORLD_SIZE share the inputs, LOCAL_RANK picks the
+cuda device.
+
+exit status: 0 all inputs done or skipped, 1 an input failed (one line each on stderr) or
+the model / output folder cannot be used, 2 usage error.
+"""
+
 
 def register(subparsers) -> None:
-    pass
+    """Add the `upscale` sub-command."""
+    p = subparsers.add_parser(
+        "upscale",
+        help="upscale images x4 (files and folders)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)"
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        default=None,
+        help="bundled model name (default: the one-step student; "
+        "'tadsr-small-teacher' for the teacher), our .safetensors, or an "
+        "official .pth (with --autoencoder)",
+    )
+    p.add_argument(
+        "--autoencoder",
+        metavar="PATH",
+        default=None,
+        help="official VQ autoencoder .pth for an official UNet .pth",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sampling steps of a teacher model (default: the model's own)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile size in LR pixels (default: automatic, bounded memory; 0: never tile)",
+    )
+    p.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=16,
+        metavar="N",
+        help="overlap of neighbouring tiles in LR pixels (default 16)",
+    )
+    p.add_argument(
+        "--tile-pad",
+        type=int,
+        default=None,
+        metavar="N",
+        help="context around each tile in LR pixels (default: the model's receptive halo)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument(
+        "--outscale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="final scale; the x4 result is resized to it (default 4)",
+    )
+    p.add_argument(
+        "--color-fix",
+        choices=("none", "wavelet", "adain"),
+        default="none",
+        help="colour correction against the input (default none)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,mps}",
+        help="device (default auto: cuda, then mps, then cpu; cuda:N allowed)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="compute precision (default fp32)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (never an input); default: skip them",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars and no summary line"
+    )
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class Job:
+    """One input file and the output it is written to."""
+
+    src: Path
+    dst: Path
+    note: str | None = None
+
+
+def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Expand folders (their image files, sorted) and drop duplicates; returns (files, errors)."""
+    files: list[Path] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            try:
+                found = sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES
+                    and not p.name.startswith(".")
+                    and p.is_file()
+                )
+            except OSError as exc:
+                errors.append(f"{path}: cannot list folder: {exc.strerror or exc}")
+                continue
+            if not found:
+                errors.append(
+                    f"{path}: no images in folder "
+                    f"({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})"
+                )
+        elif path.exists():
+            found = [path]
+        else:
+            errors.append(f"{path}: no such file or folder")
+            continue
+        for p in found:
+            key = os.path.realpath(p)
+            if key not in seen:
+                seen.add(key)
+                files.append(p)
+    return files, errors
+
+
+def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4") -> list[Job]:
+    """Give each input a unique OUTDIR/<stem>.png that is never one of the inputs."""
+    inputs = {os.path.realpath(f) for f in files}
+    taken: set[str] = set()
+    jobs: list[Job] = []
+    for src in files:
+        stem = src.stem or src.name
+        is_input = os.path.realpath(outdir / f"{stem}.png") in inputs
+        base = f"{stem}_{tag}" if is_input else stem
+        name, k = f"{base}.png", 2
+        while name.lower() in taken or os.path.realpath(outdir / name) in inputs:
+            name, k = f"{base}_{k}.png", k + 1
+        note = None
+        if is_input:
+            note = f"{src}: writes {outdir / name} so as not to replace the input"
+        elif name != f"{stem}.png":
+            note = f"{src}: writes {outdir / name} (another input has the stem {stem!r})"
+        taken.add(name.lower())
+        jobs.append(Job(src, outdir / name, note))
+    return jobs
+
+
+def _tag(outscale: float | None) -> str:
+    return f"x{outscale:g}" if outscale is not None else "x4"
+
+
+# --------------------------------------------------------------------------- running
+def _say(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    from tadsr.cli import UsageError
+    from tadsr.inference.upscaler import UpscaleOptions
+
+    try:
+        _options(args, UpscaleOptions).validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+
+
+def _options(args: argparse.Namespace, cls):
+    return cls(
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        tile_pad=args.tile_pad,
+        seed=args.seed,
+        outscale=args.outscale,
+        color_fix=args.color_fix,
+        steps=args.steps,
+        max_pixels=args.max_pixels,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+
+
+def load_pipeline(model: str | None, autoencoder: str | None, device, dtype):
+    """SRPipeline.from_pretrained (a seam: tests may swap in another pipeline factory)."""
+    from tadsr.inference.pipeline import SRPipeline
+
+    return SRPipeline.from_pretrained(model, autoencoder=autoencoder, device=device, dtype=dtype)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `tadsr upscale` command; returns the exit status."""
+    from tadsr.cli import UsageError
+    from tadsr.utils.device import DeviceError, dist_rank_world, pick_device, pick_dtype
+
+    _check_options(args)
+    try:
+        device, dtype = pick_device(args.device), pick_dtype(args.dtype)
+        rank, world = dist_rank_world()
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+
+    files, errors = collect_inputs(args.inputs)
+    for line in errors if rank == 0 else []:  # bad arguments: said once, by the first process
+        print(f"{PROG}: {line}", file=sys.stderr)
+    outdir = Path(args.output)
+    jobs = plan_jobs(files, outdir, _tag(args.outscale))[rank::world]
+    if files or not errors:
+        if not _prepare_outdir(outdir):
+            return 1
+    for job in jobs:
+        if job.note and not args.quiet:
+            print(f"{PROG}: note: {job.note}", file=sys.stderr)
+    todo = [j for j in jobs if args.overwrite or not j.dst.exists()]
+    skipped = len(jobs) - len(todo)
+    failed = len(errors) if rank == 0 else 0
+    written = 0
+    if todo:
+        written, f, model_ok = _process(args, todo, device, dtype)
+        failed += f
+        if not model_ok:
+            return 1
+    if not args.quiet:
+        where = f" (process {rank} of {world})" if world > 1 else ""
+        print(
+            f"{PROG}: {written} written, {skipped} skipped (output exists), {failed} failed{where}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def _prepare_outdir(outdir: Path) -> bool:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as exc:
+        print(
+            f"{PROG}: error: output folder {outdir} is not writable: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _load_upscaler(args: argparse.Namespace, device, dtype):
+    from tadsr.cli import UsageError
+    from tadsr.inference.upscaler import UpscaleOptions, Upscaler
+
+    try:
+        pipe = load_pipeline(args.model, args.autoencoder, device, dtype)
+    except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
+        name = args.model or "the bundled student"
+        print(f"{PROG}: error: cannot load model {name}: {_one_line(exc)}", file=sys.stderr)
+        return None
+    if pipe.kind == "student" and args.steps not in (None, 1):
+        raise UsageError(
+            f"--steps {args.steps}: the one-step student runs in one step "
+            "(--steps is for a teacher model)"
+        )
+    opts = _options(args, UpscaleOptions)
+    return Upscaler(pipe, **vars(opts))
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# Outputs up to this many pixels are encoded in a background thread while the next image
+# runs (batch throughput ~ network time); larger ones are written before going on, so that
+# two 8192 x 8192 canvases never coexist.
+OVERLAP_MAX_PIXELS = 16_000_000
+
+
+def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[int, int, bool]:
+    """Upscale each job; the model is loaded at the first readable input.
+
+    Reading the next input and writing the last output run in worker threads beside the
+    network. Returns (written, failed, model_ok); model_ok False stops the batch.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from tadsr.cli import UsageError
+    from tadsr.inference.imageio import ImageReadError, ImageWriteError, read_image, write_image
+
+    up = None
+    written = failed = 0
+    bar = tqdm(total=len(jobs), desc="images", unit="img", position=0,
+               disable=args.quiet or not sys.stderr.isatty())  # fmt: skip
+
+    def read(job: Job):
+        if job.dst.exists() and os.path.samefile(job.dst, job.src):
+            raise ImageWriteError(f"{job.dst}: refusing to replace the input")
+        return read_image(job.src, max_pixels=args.max_pixels)
+
+    def report(job: Job, exc: BaseException) -> None:
+        nonlocal failed
+        failed += 1
+        if isinstance(exc, (ImageReadError, ImageWriteError)):
+            _say(f"{PROG}: {exc}")
+        else:  # out of memory, a model error...: name the file, go on
+            _say(f"{PROG}: {job.src}: failed: {type(exc).__name__}: {_one_line(exc)}")
+
+    def finish(pending: tuple[Job, Future] | None) -> None:
+        nonlocal written
+        if pending is None:
+            return
+        job, fut = pending
+        try:
+            fut.result()
+            written += 1
+        except Exception as exc:
+            report(job, exc)
+        bar.update()
+
+    pending: tuple[Job, Future] | None = None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tadsr-io") as pool:
+        reads = [pool.submit(read, jobs[0])]
+        for i, job in enumerate(jobs):
+            if i + 1 < len(jobs):
+                reads.append(pool.submit(read, jobs[i + 1]))
+            bar.set_postfix_str(job.src.name, refresh=False)
+            try:
+                pic = reads[i].result()
+                reads[i] = None  # drop the input once used
+                if up is None:
+                    up = _load_upscaler(args, device, dtype)
+                    if up is None:
+                        finish(pending)
+                        bar.close()
+                        for f in reads[i + 1 :]:
+                            f.cancel()
+                        return written, failed, False
+                out = up.upscale_picture(pic)
+            except (KeyboardInterrupt, UsageError):
+                raise
+            except Exception as exc:
+                report(job, exc)
+                bar.update()
+                continue
+            if pic.note and not args.quiet:
+                _say(f"{PROG}: note: {job.src}: {pic.note}")
+            finish(pending)
+            pending = (job, pool.submit(write_image, job.dst, out))
+            if out.height * out.width > OVERLAP_MAX_PIXELS:
+                finish(pending)
+                pending = None
+        finish(pending)
+    bar.close()
+    return written, failed, True

@@ -1,0 +1,546 @@
+"""Image files in and out: PNG, JPEG, WebP, BMP, TIFF; gray, alpha, 8 and 16 bits.
+
+A `Picture` keeps the pixels in their own integer type (uint8 or uint16; float32 in [0, 1]
+only for float arrays handed to the Python API), the colour planes (1 = gray, 3 = RGB) apart
+from the alpha plane. Reading applies the EXIF orientation and refuses, with one line naming
+the file, anything that is not a readable image: missing, empty, not an image, corrupt,
+truncated, or larger than the pixel limit (a decompression-bomb guard, an error, not a warning).
+
+Pillow reduces 16-bit RGB(A) PNG and TIFF to 8 bits, so 16-bit PNGs are decoded and encoded
+here (zlib + numpy, PNG spec §9 filters) and 16-bit colour TIFFs are read with `tifffile`
+when it is installed. Files are written atomically: a temporary file beside the target,
+then `os.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "ImageWriteError",
+    "Picture",
+    "apply_orientation",
+    "picture_from_array",
+    "picture_from_pil",
+    "picture_to_array",
+    "picture_to_pil",
+    "read_image",
+    "write_image",
+]
+
+DEFAULT_MAX_PIXELS = 64_000_000  # 64 MP, e.g. 8000 x 8000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# zlib level of written PNGs: 1 is ~3x faster to write than Pillow's default 6 for files
+# ~10% larger (OpenCV's default, so what Real-ESRGAN writes).
+PNG_COMPRESS_LEVEL = 1
+
+
+class ImageReadError(Exception):
+    """An input file that cannot be read as an image (message: 'FILE: reason')."""
+
+
+class ImageWriteError(Exception):
+    """An output that cannot be written (message: 'FILE: reason')."""
+
+
+@dataclass
+class Picture:
+    """Pixels of one image: `color` (H, W, 1 | 3) and optional `alpha` (H, W), same dtype.
+
+    dtype uint8 or uint16 (16-bit files), or float32 in [0, 1]. `note` carries a remark
+    worth telling the user (e.g. a 16-bit file read at 8 bits).
+    """
+
+    color: np.ndarray
+    alpha: np.ndarray | None = None
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.color.ndim != 3 or self.color.shape[2] not in (1, 3):
+            raise ValueError(f"color must be (H, W, 1|3), got {self.color.shape}")
+        if self.color.dtype not in (np.uint8, np.uint16, np.float32):
+            raise ValueError(
+                f"color dtype must be uint8, uint16 or float32, not {self.color.dtype}"
+            )
+        if self.alpha is not None and (
+            self.alpha.shape != self.color.shape[:2] or self.alpha.dtype != self.color.dtype
+        ):
+            raise ValueError("alpha must be (H, W) with the dtype of color")
+
+    @property
+    def height(self) -> int:
+        return int(self.color.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.color.shape[1])
+
+    @property
+    def gray(self) -> bool:
+        return self.color.shape[2] == 1
+
+    @property
+    def bits(self) -> int:
+        """8, 16, or 32 for float pictures."""
+        return {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(self.color.dtype, 32)
+
+    @property
+    def max_value(self) -> float:
+        return {8: 255.0, 16: 65535.0}.get(self.bits, 1.0)
+
+
+# --------------------------------------------------------------------------- orientation
+def apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Apply EXIF orientation 1..8 to an (H, W, ...) array, as ImageOps.exif_transpose does."""
+    match orientation:
+        case 2:
+            return arr[:, ::-1]
+        case 3:
+            return arr[::-1, ::-1]
+        case 4:
+            return arr[::-1]
+        case 5:
+            return np.swapaxes(arr, 0, 1)
+        case 6:
+            return np.rot90(arr, -1)
+        case 7:
+            return np.swapaxes(arr[::-1, ::-1], 0, 1)
+        case 8:
+            return np.rot90(arr, 1)
+        case _:
+            return arr
+
+
+# --------------------------------------------------------------------------- reading
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
+    """Read an image file into a Picture; raise ImageReadError('FILE: reason') on any problem."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file")
+    if st.st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(33)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        if head.startswith(_PNG_SIGNATURE) and len(head) >= 29 and head[12:16] == b"IHDR":
+            width, height, depth, _, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+            _check_pixels(path, width, height, max_pixels)
+            if depth == 16 and interlace == 0:
+                return _read_png16(path)
+            if depth == 16:
+                pic = _read_with_pillow(path, max_pixels)
+                if pic.bits == 8:
+                    pic.note = "interlaced 16-bit PNG read at 8 bits"
+                return pic
+        return _read_with_pillow(path, max_pixels)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(f"{path}: not enough memory to decode it") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        raise ImageReadError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if width < 1 or height < 1:
+        raise ImageReadError(f"{path}: corrupt image (size {width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: too large: {width}x{height} = {width * height:,} pixels exceeds the limit "
+            f"of {max_pixels:,} (raise it with --max-pixels)"
+        )
+
+
+def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit, checked below before decoding
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                img = Image.open(path)
+            except UnidentifiedImageError:
+                raise ImageReadError(
+                    f"{path}: not an image, or an unsupported format "
+                    "(PNG, JPEG, WebP, BMP, TIFF are supported)"
+                ) from None
+            with img:
+                _check_pixels(path, img.width, img.height, max_pixels)
+                if img.format == "TIFF" and _tiff_is_16bit_color(img):
+                    pic = _read_tiff16(path)
+                    if pic is not None:
+                        return pic
+                    note = "16-bit colour TIFF read at 8 bits (install tifffile to keep 16 bits)"
+                else:
+                    note = None
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                pic = picture_from_pil(img)
+                pic.note = note
+                return pic
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _tiff_is_16bit_color(img: Image.Image) -> bool:
+    bits = getattr(img, "tag_v2", {}).get(258)
+    if isinstance(bits, int):
+        bits = (bits,)
+    return bool(bits) and len(bits) >= 3 and max(bits) == 16
+
+
+def _read_tiff16(path: Path) -> Picture | None:
+    """16-bit colour TIFF through tifffile (None when it is not installed)."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        arr = page.asarray()
+        axes = page.axes
+        orientation = page.tags.get(274)
+        orientation = int(orientation.value) if orientation is not None else 1
+    if axes.endswith("SYX") and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim != 3 or arr.shape[2] < 3 or arr.dtype != np.uint16:
+        return None
+    arr = apply_orientation(arr, orientation)
+    color = np.ascontiguousarray(arr[..., :3])
+    alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[2] >= 4 else None
+    return Picture(color, alpha)
+
+
+# --------------------------------------------------------------------------- 16-bit PNG
+def _read_png16(path: Path) -> Picture:
+    """Decode a non-interlaced 16-bit PNG (colour types 0, 2, 4, 6) exactly."""
+    data = path.read_bytes()
+    pos = len(_PNG_SIGNATURE)
+    idat: list[bytes] = []
+    header = trns = exif = None
+    ended = False
+    while pos + 8 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(body) < length or len(crc) < 4:
+            raise ImageReadError(f"{path}: truncated PNG (chunk {ctype!r} cut short)")
+        if zlib.crc32(ctype + body) != struct.unpack(">I", crc)[0]:
+            raise ImageReadError(f"{path}: corrupt PNG (bad checksum in chunk {ctype!r})")
+        pos += 12 + length
+        if ctype == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat.append(body)
+        elif ctype == b"tRNS":
+            trns = body
+        elif ctype == b"eXIf":
+            exif = body
+        elif ctype == b"IEND":
+            ended = True
+            break
+    if header is None or not idat:
+        raise ImageReadError(f"{path}: truncated PNG (no image data)")
+    if not ended:
+        raise ImageReadError(f"{path}: truncated PNG (no IEND chunk)")
+    width, height, depth, color_type, _, _, _ = header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color_type)
+    if depth != 16 or channels is None:
+        raise ImageReadError(
+            f"{path}: unsupported PNG (bit depth {depth}, colour type {color_type})"
+        )
+    bpp = 2 * channels
+    stride = 1 + width * bpp
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as exc:
+        raise ImageReadError(f"{path}: corrupt or truncated PNG data ({exc})") from None
+    if len(raw) < stride * height:
+        raise ImageReadError(f"{path}: truncated PNG (image data cut short)")
+    rows = np.frombuffer(raw, np.uint8, stride * height).reshape(height, stride)
+    if rows[:, 0].max(initial=0) > 4:
+        raise ImageReadError(f"{path}: corrupt PNG (unknown row filter)")
+    pixels = _png_unfilter(rows[:, 0], rows[:, 1:].reshape(height, width, bpp))
+    arr = pixels.reshape(height, width, bpp).view(">u2").astype(np.uint16)
+    color = arr[..., : 3 if channels >= 3 else 1]
+    alpha = arr[..., -1] if channels in (2, 4) else None
+    if trns is not None and alpha is None and len(trns) == 2 * color.shape[2]:
+        key = np.frombuffer(trns, ">u2").astype(np.uint16)
+        alpha = np.where((color == key).all(axis=2), 0, 65535).astype(np.uint16)
+    orientation = _exif_orientation(exif)
+    color = np.ascontiguousarray(apply_orientation(color, orientation))
+    if alpha is not None:
+        alpha = np.ascontiguousarray(apply_orientation(alpha, orientation))
+    return Picture(color, alpha)
+
+
+def _exif_orientation(exif: bytes | None) -> int:
+    if not exif:
+        return 1
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        return int(tags.get(0x0112, 1))
+    except Exception:  # a broken EXIF block never stops the image from loading
+        return 1
+
+
+def _png_unfilter(types: np.ndarray, filt: np.ndarray) -> np.ndarray:
+    """Undo the PNG row filters (None, Sub, Up, Average, Paeth) for (H, W, bpp) bytes.
+
+    Each pixel depends on its left, upper and upper-left neighbours, so anti-diagonals are
+    independent: the loop runs over H + W - 1 diagonals, vectorised along each.
+    """
+    h, w, bpp = filt.shape
+    out = np.zeros((h + 1, w + 1, bpp), np.int16)  # a zero row and column of padding
+    f16 = filt.astype(np.int16)
+    types = types.astype(np.int8)
+    if (types == 0).all():
+        return filt.copy()
+    for d in range(h + w - 1):
+        ys = np.arange(max(0, d - w + 1), min(d, h - 1) + 1)
+        xs = d - ys
+        yy, xx = ys + 1, xs + 1
+        a = out[yy, xx - 1]
+        b = out[yy - 1, xx]
+        c = out[yy - 1, xx - 1]
+        t = types[ys][:, None]
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        pred = np.select([t == 1, t == 2, t == 3, t == 4], [a, b, (a + b) >> 1, paeth], 0)
+        out[yy, xx] = (f16[ys, xs] + pred) & 255
+    return out[1:, 1:].astype(np.uint8)
+
+
+def _write_png16(fh, pic: Picture) -> None:
+    """Encode a 16-bit PNG with the Paeth filter, streamed through zlib in bands of rows."""
+    parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
+    channels = sum(p.shape[2] for p in parts)
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    h, w = pic.height, pic.width
+    bpp = 2 * channels
+
+    def chunk(kind: bytes, body: bytes) -> None:
+        fh.write(struct.pack(">I", len(body)) + kind + body)
+        fh.write(struct.pack(">I", zlib.crc32(kind + body)))
+
+    fh.write(_PNG_SIGNATURE)
+    chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+    comp = zlib.compressobj(PNG_COMPRESS_LEVEL)
+    out = bytearray()
+    prev = np.zeros((1, w, bpp), np.int16)
+    band = max(1, (1 << 22) // max(1, w * bpp))
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        block = np.concatenate([p[y0:y1].reshape(y1 - y0, w, -1) for p in parts], axis=2)
+        cur = block.astype(">u2").view(np.uint8).reshape(y1 - y0, w, bpp).astype(np.int16)
+        up = np.concatenate([prev, cur[:-1]], axis=0)
+        left = np.zeros_like(cur)
+        left[:, 1:] = cur[:, :-1]
+        upleft = np.zeros_like(cur)
+        upleft[:, 1:] = up[:, :-1]
+        p = left + up - upleft
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+        pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        filt = ((cur - pred) & 255).astype(np.uint8).reshape(y1 - y0, w * bpp)
+        rows = np.concatenate([np.full((y1 - y0, 1), 4, np.uint8), filt], axis=1)
+        out += comp.compress(rows.tobytes())
+        if len(out) > 1 << 24:
+            chunk(b"IDAT", bytes(out))
+            out.clear()
+        prev = cur[-1:]
+    out += comp.flush()
+    chunk(b"IDAT", bytes(out))
+    chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------- conversions
+def picture_from_pil(img: Image.Image) -> Picture:
+    """PIL image -> Picture. Gray modes stay gray; palette / CMYK / YCbCr become RGB(A)."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return Picture(np.asarray(img).astype(np.uint16)[..., None])
+    if mode == "I":
+        arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
+        return Picture(arr[..., None])
+    if mode == "F":
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return Picture(arr[..., None])
+    has_alpha = "A" in mode or "a" in mode or "transparency" in img.info
+    gray = mode in ("1", "L", "LA", "La") or (mode == "P" and _palette_is_gray(img))
+    target = ("LA" if has_alpha else "L") if gray else ("RGBA" if has_alpha else "RGB")
+    if mode != target:
+        img = img.convert(target)
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    color = np.ascontiguousarray(arr[..., : 1 if gray else 3])
+    alpha = np.ascontiguousarray(arr[..., -1]) if has_alpha else None
+    return Picture(color, alpha)
+
+
+def _palette_is_gray(img: Image.Image) -> bool:
+    try:
+        pal = np.asarray(img.getpalette() or [], np.uint8).reshape(-1, 3)
+    except ValueError:
+        return False
+    return pal.size > 0 and bool((pal == pal[:, :1]).all())
+
+
+def picture_to_pil(pic: Picture) -> Image.Image:
+    """Picture -> PIL image ("L", "LA", "RGB", "RGBA", "I;16" for 16-bit gray, "F" for float gray).
+
+    PIL cannot hold 16-bit colour or 16-bit gray with alpha; those are reduced to 8 bits.
+    """
+    if pic.bits == 16 and pic.gray and pic.alpha is None:
+        return Image.fromarray(np.ascontiguousarray(pic.color[..., 0], np.uint16))
+    if pic.bits == 32 and pic.gray and pic.alpha is None:
+        return Image.fromarray(np.ascontiguousarray(pic.color[..., 0], np.float32))
+    pic8 = to_uint8(pic)
+    if pic8.alpha is None:
+        arr = pic8.color[..., 0] if pic8.gray else pic8.color
+    else:
+        arr = np.dstack([pic8.color, pic8.alpha])
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def to_uint8(pic: Picture) -> Picture:
+    """The same picture at 8 bits (rounded)."""
+    if pic.bits == 8:
+        return pic
+
+    def conv(a: np.ndarray) -> np.ndarray:
+        scaled = a.astype(np.float32) * (255.0 / pic.max_value)
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+    return Picture(conv(pic.color), None if pic.alpha is None else conv(pic.alpha))
+
+
+def picture_from_array(arr: np.ndarray) -> tuple[Picture, tuple]:
+    """numpy (H, W), (H, W, 1|2|3|4) uint8 / uint16 / float in [0, 1] -> (Picture, layout)."""
+    arr = np.asarray(arr)
+    layout = (arr.ndim, arr.shape[2] if arr.ndim == 3 else 0, arr.dtype)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or 0 in arr.shape:
+        raise ValueError(f"expected an (H, W) or (H, W, 1|2|3|4) image array, got {arr.shape}")
+    if arr.dtype.kind == "f":
+        arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image arrays must be uint8, uint16 or float, not {arr.dtype}")
+    c = arr.shape[2]
+    n_color = 1 if c in (1, 2) else 3
+    color = np.ascontiguousarray(arr[..., :n_color])
+    alpha = np.ascontiguousarray(arr[..., -1]) if c in (2, 4) else None
+    return Picture(color, alpha), layout
+
+
+def picture_to_array(pic: Picture, layout: tuple) -> np.ndarray:
+    """Inverse of picture_from_array: the same number of dimensions, channels and dtype."""
+    ndim, _, dtype = layout
+    parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
+    arr = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    if ndim == 2:
+        arr = arr[..., 0]
+    if np.dtype(dtype).kind == "f":
+        return arr.astype(dtype)
+    if np.dtype(dtype) == np.bool_:
+        return arr >= 128
+    return arr
+
+
+# --------------------------------------------------------------------------- writing
+def write_image(path: str | os.PathLike, pic: Picture) -> Path:
+    """Write atomically (temporary file beside it, then rename); the format follows the suffix.
+
+    PNG keeps 16 bits; TIFF keeps 16 bits with tifffile installed (else gray only); JPEG,
+    WebP and BMP are 8-bit. Raises ImageWriteError('FILE: reason').
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            _encode(fh, pic, suffix)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            reason = exc.strerror or _one_line(exc)
+            raise ImageWriteError(f"{path}: cannot write: {reason}") from None
+        raise
+    return path
+
+
+def _encode(fh, pic: Picture, suffix: str) -> None:
+    if pic.bits == 32:  # float pictures are written at 16 bits where the format allows
+        scale = lambda a: np.rint(a * 65535.0).astype(np.uint16)  # noqa: E731
+        pic = Picture(scale(pic.color), None if pic.alpha is None else scale(pic.alpha))
+    if suffix in (".png", ""):
+        if pic.bits == 16:
+            _write_png16(fh, pic)
+        else:
+            picture_to_pil(pic).save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        return
+    if suffix in (".tif", ".tiff") and pic.bits == 16:
+        try:
+            import tifffile
+        except ImportError:
+            tifffile = None
+        if tifffile is not None:
+            parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
+            arr = np.concatenate(parts, axis=2)
+            extra = ["unassalpha"] if pic.alpha is not None else None
+            photometric = "minisblack" if pic.gray else "rgb"
+            if arr.shape[2] == 1:
+                arr = arr[..., 0]
+            tifffile.imwrite(fh, arr, photometric=photometric, extrasamples=extra)
+            return
+    fmt = {
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".webp": "WEBP",
+        ".bmp": "BMP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+    }.get(suffix)
+    if fmt is None:
+        raise OSError(f"unsupported output format {suffix!r}")
+    img = picture_to_pil(pic)
+    if fmt in ("JPEG", "BMP") and img.mode in ("I;16", "F"):
+        img = picture_to_pil(to_uint8(pic))
+    if fmt == "JPEG" and img.mode in ("RGBA", "LA"):
+        img = img.convert(img.mode[:-1])
+    img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))

@@ -1,0 +1,263 @@
+"""Overlapping tiles in low-resolution pixel space, blended with a raised-cosine window.
+
+An image of H x W LR pixels is covered by tiles of at most `tile` pixels that overlap by at
+least `overlap`. Each tile is run with `halo` extra pixels of context on every side (the
+window shifted inward at the image border, so all windows have one size) and its output is
+cropped back to the tile. Outputs are blended as
+
+    out(p) = sum_k w_k(p) * sr_k(p) / sum_k w_k(p),    w_k(y, x) = r_k(y) * r_k(x),
+
+where r_k rises as sin^2 over the overlap with the previous tile and falls as cos^2 over
+the overlap with the next one (flat 1 at the image border), so the weights of two
+neighbours add up to one and no seam is left. Tiles are processed one row at a time and the
+rows of output that no later tile touches are handed to `sink` at once (in slices of
+SINK_ROWS), so memory holds one band of float32 output, never the whole canvas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BlockNoise",
+    "TileSpec",
+    "auto_tile_size",
+    "blend_ramp",
+    "run_tiled",
+    "tile_spans",
+    "upscale_tiled",
+]
+
+SINK_ROWS = 128  # finished output rows handed to the sink at a time
+TileFn = Callable[[Tensor, Tensor | None], Tensor]
+Sink = Callable[[int, Tensor], None]
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """One tile: the core [y0, y1) x [x0, x1) it contributes and the window it is run on."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy0: int
+    wy1: int
+    wx0: int
+    wx1: int
+
+
+def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Cover [0, length) with equal spans of at most `tile`, overlapping by at least `overlap`.
+
+    One span when the tile covers everything; otherwise the fewest spans that can do it,
+    n = ceil((L - o) / (t - o)), each shrunk to t' = ceil((L + (n - 1) o) / n) so that no
+    more is computed than needed, with starts spread evenly from 0 to L - t'.
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    if tile < 1 or overlap < 0 or overlap >= tile:
+        raise ValueError(f"need tile >= 1 and 0 <= overlap < tile, got {tile}, {overlap}")
+    if length <= tile:
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
+    starts = [round(i * (length - size) / (n - 1)) for i in range(n)]
+    return [(s, s + size) for s in starts]
+
+
+def blend_ramp(size: int, rise: int, fall: int) -> Tensor:
+    """1-D weights over `size`: sin^2 rise over the first `rise`, cos^2 fall over the last `fall`.
+
+    Values are strictly positive, so every output pixel has a non-zero weight sum.
+    """
+    w = torch.ones(size, dtype=torch.float32)
+    if rise > 0:
+        i = torch.arange(rise, dtype=torch.float32)
+        w[:rise] = torch.sin(0.5 * math.pi * (i + 0.5) / rise) ** 2
+    if fall > 0:
+        i = torch.arange(fall, dtype=torch.float32)
+        w[size - fall :] *= torch.cos(0.5 * math.pi * (i + 0.5) / fall) ** 2
+    return w
+
+
+def _window(a: int, b: int, halo: int, length: int) -> tuple[int, int]:
+    """The span [a, b) with `halo` of context each side, shifted inward at the image border.
+
+    Every window of an axis thus has the same size, min(length, b - a + 2 * halo): the network
+    sees one input shape (no per-shape caches piling up) and a border tile gets more context.
+    """
+    size = min(length, b - a + 2 * halo)
+    start = min(max(0, a - halo), length - size)
+    return start, start + size
+
+
+def _axis_ramps(spans: list[tuple[int, int]], scale: int) -> list[Tensor]:
+    ramps = []
+    for k, (a, b) in enumerate(spans):
+        rise = (spans[k - 1][1] - a) * scale if k > 0 else 0
+        fall = (b - spans[k + 1][0]) * scale if k + 1 < len(spans) else 0
+        ramps.append(blend_ramp((b - a) * scale, max(rise, 0), max(fall, 0)))
+    return ramps
+
+
+def auto_tile_size(device: torch.device | str, height: int, width: int) -> int:
+    """A tile size (LR pixels) that bounds memory: 256 on CPU / MPS, from free memory on CUDA.
+
+    Returns 0 (no tiling) when the whole image fits in one tile.
+    """
+    device = torch.device(device)
+    tile = 256
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            # ~4 GiB of free memory for a 256-pixel tile; memory grows with the tile area.
+            tile = int(256 * math.sqrt(max(free, 1) / 4 / 2**30))
+            tile = max(128, min(1024, tile // 64 * 64))
+        except Exception:  # pragma: no cover - any CUDA query failure keeps the default
+            tile = 256
+    # never tile an image that one tile (with a little slack) covers
+    return 0 if max(height, width) <= tile * 5 // 4 else tile
+
+
+class BlockNoise:
+    """Standard normal noise over a (1, C, H, W) latent, made on demand in fixed blocks.
+
+    Block (i, j) is drawn from its own generator seeded by (seed, i, j), so any window is the
+    same whichever tiles ask for it, and the whole tensor (48 x 2048 x 2048 floats = 805 MB for
+    a 2048-pixel image with the pixel-unshuffle codec) never has to exist at once.
+    """
+
+    def __init__(self, shape: tuple[int, int, int, int], seed: int, block: int = 64) -> None:
+        if shape[0] != 1:
+            raise ValueError(f"BlockNoise makes one image's noise, got batch {shape[0]}")
+        self.shape = tuple(int(v) for v in shape)
+        self.seed = int(seed)
+        self.block = int(block)
+
+    def _block(self, i: int, j: int) -> Tensor:
+        b, (c, h, w) = self.block, self.shape[1:]
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + i * 65_537 + j) % (2**63 - 1))
+        bh, bw = min(b, h - i * b), min(b, w - j * b)
+        return torch.randn(c, bh, bw, generator=gen)
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        """Noise of latent rows [y0, y1) and columns [x0, x1) as (1, C, y1 - y0, x1 - x0)."""
+        b = self.block
+        rows = []
+        for i in range(y0 // b, (y1 - 1) // b + 1):
+            cols = [self._block(i, j) for j in range(x0 // b, (x1 - 1) // b + 1)]
+            band = torch.cat(cols, dim=2)[:, :, x0 - (x0 // b) * b :][:, :, : x1 - x0]
+            rows.append(band)
+        out = torch.cat(rows, dim=1)[:, y0 - (y0 // b) * b :][:, : y1 - y0]
+        return out[None].contiguous()
+
+    def full(self) -> Tensor:
+        return self.window(0, self.shape[2], 0, self.shape[3])
+
+
+NoiseSource = Tensor | BlockNoise
+
+
+def _slice_noise(noise: NoiseSource | None, spec: TileSpec, h: int, w: int) -> Tensor | None:
+    """The noise under a tile's window (latent coordinates = LR coordinates * latent/LR)."""
+    if noise is None:
+        return None
+    nh, nw = noise.shape[-2:]
+    if (nh, nw) == (h, w):
+        y0, y1, x0, x1 = spec.wy0, spec.wy1, spec.wx0, spec.wx1
+    else:
+        ry, rx = nh / h, nw / w
+        y0, y1 = math.floor(spec.wy0 * ry), math.ceil(spec.wy1 * ry)
+        x0, x1 = math.floor(spec.wx0 * rx), math.ceil(spec.wx1 * rx)
+    if isinstance(noise, BlockNoise):
+        return noise.window(y0, y1, x0, x1)
+    return noise[..., y0:y1, x0:x1]
+
+
+def run_tiled(
+    fn: TileFn,
+    lq: Tensor,
+    *,
+    scale: int,
+    sink: Sink,
+    tile: int = 0,
+    overlap: int = 16,
+    halo: int = 16,
+    noise: NoiseSource | None = None,
+    on_tile: Callable[[], None] | None = None,
+) -> int:
+    """Run `fn(lq_window, noise_window) -> sr_window` over tiles of `lq` (1, C, H, W).
+
+    `sr_window` is (1, C', scale*h, scale*w) float; finished rows of the blended output are
+    passed to `sink(row0, rows)` in order, rows (C', n, scale*W) float32. tile 0 = one tile.
+    Returns the number of tiles.
+    """
+    if lq.ndim != 4 or lq.shape[0] != 1:
+        raise ValueError(f"expected a (1, C, H, W) image, got {tuple(lq.shape)}")
+    h, w = lq.shape[-2:]
+    if tile <= 0:
+        ys, xs = [(0, h)], [(0, w)]
+    else:
+        overlap = min(overlap, tile - 1)
+        ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
+    if len(ys) == 1 and len(xs) == 1:  # one tile: nothing to blend
+        sr = fn(lq, _slice_noise(noise, TileSpec(0, h, 0, w, 0, h, 0, w), h, w))[0]
+        for k in range(0, sr.shape[1], SINK_ROWS):
+            sink(k, sr[:, k : k + SINK_ROWS].float())
+        if on_tile is not None:
+            on_tile()
+        return 1
+    ramps_y, ramps_x = _axis_ramps(ys, scale), _axis_ramps(xs, scale)
+    out_w = w * scale
+    acc: Tensor | None = None  # float32 (C', rows, out_w), rows from acc_start
+    wsum: Tensor | None = None
+    acc_start = 0
+    for r, (y0, y1) in enumerate(ys):
+        band_end = y1 * scale
+        if acc is not None and band_end > acc_start + acc.shape[1]:
+            grow = band_end - acc_start - acc.shape[1]
+            acc = torch.cat([acc, acc.new_zeros(acc.shape[0], grow, out_w)], dim=1)
+            wsum = torch.cat([wsum, wsum.new_zeros(grow, out_w)], dim=0)
+        for c, (x0, x1) in enumerate(xs):
+            spec = TileSpec(y0, y1, x0, x1, *_window(y0, y1, halo, h), *_window(x0, x1, halo, w))
+            window = lq[..., spec.wy0 : spec.wy1, spec.wx0 : spec.wx1]
+            sr = fn(window, _slice_noise(noise, spec, h, w))
+            oy, ox = (y0 - spec.wy0) * scale, (x0 - spec.wx0) * scale
+            sr = sr[0, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale].float()
+            if acc is None:
+                acc = torch.zeros(sr.shape[0], band_end, out_w)
+                wsum = torch.zeros(band_end, out_w)
+            wt = ramps_y[r][:, None] * ramps_x[c][None, :]
+            ry = slice(y0 * scale - acc_start, y1 * scale - acc_start)
+            rx = slice(x0 * scale, x1 * scale)
+            acc[:, ry, rx].addcmul_(sr, wt)
+            wsum[ry, rx] += wt
+            if on_tile is not None:
+                on_tile()
+        # rows above the next tile row are final
+        done = ys[r + 1][0] * scale if r + 1 < len(ys) else h * scale
+        n = done - acc_start
+        for k in range(0, max(n, 0), SINK_ROWS):  # in slices, to keep temporaries small
+            m = min(SINK_ROWS, n - k)
+            sink(acc_start + k, acc[:, k : k + m] / wsum[k : k + m])
+        if n > 0:
+            acc, wsum = acc[:, n:].clone(), wsum[n:].clone()
+            acc_start = done
+    return len(ys) * len(xs)
+
+
+def upscale_tiled(fn: TileFn, lq: Tensor, *, scale: int, **kwargs) -> Tensor:
+    """run_tiled collected into one (1, C', scale*H, scale*W) float32 tensor."""
+    parts: list[Tensor] = []
+
+    def sink(_row: int, rows: Tensor) -> None:
+        parts.append(rows)
+
+    run_tiled(fn, lq, scale=scale, sink=sink, **kwargs)
+    return torch.cat(parts, dim=1)[None]

@@ -1,0 +1,262 @@
+"""`Upscaler`: x4 super-resolution of PIL images, numpy arrays and files, tiled when large.
+
+    from tadsr import Upscaler
+    up = Upscaler.from_pretrained()          # the bundled one-step student
+    out = up(image)                          # PIL in -> PIL out, numpy in -> numpy out
+
+The image is turned into a (1, 3, h, w) tensor in [-1, 1] (gray is run as RGB and turned
+back into gray with the ITU-R BT.601 luma weights 0.299, 0.587, 0.114), run through the
+pipeline in overlapping tiles (see `tiling`), and the finished rows are quantised straight
+into the output array, so a 2048 x 2048 input never needs an 8192 x 8192 float canvas.
+The noise is one field over the whole image's latent, drawn from `seed` in fixed 64-pixel
+blocks (`BlockNoise`) and cut per tile, so tiled and untiled runs see the same noise, the
+result never depends on the tiling or on which process ran it, and the 805 MB noise of a
+2048-pixel image is never held at once. Alpha is not sent through the network: it is
+resized with bicubic interpolation (antialiased when shrinking) straight to the output size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tadsr.inference.colorfix import COLOR_FIXES, apply_color_fix
+from tadsr.inference.imageio import (
+    DEFAULT_MAX_PIXELS,
+    Picture,
+    picture_from_array,
+    picture_from_pil,
+    picture_to_array,
+    picture_to_pil,
+    read_image,
+    write_image,
+)
+from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+
+__all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+
+
+@dataclass
+class UpscaleOptions:
+    """Options shared by `Upscaler` and `tadsr upscale` (LR pixels for the tile sizes).
+
+    tile: None = automatic (256 on CPU, from free memory on CUDA; small images untiled),
+    0 = never tile. tile_pad: context around each tile (None = the model's receptive halo).
+    seed: None = fresh noise each call. outscale: final scale (None = the model's, 4).
+    """
+
+    tile: int | None = None
+    tile_overlap: int = 16
+    tile_pad: int | None = None
+    seed: int | None = 0
+    outscale: float | None = None
+    color_fix: str = "none"
+    steps: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    progress: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        if self.tile is not None and self.tile < 0:
+            raise ValueError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
+        if self.tile_overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {self.tile_overlap}")
+        if self.tile and self.tile_overlap >= self.tile:
+            raise ValueError(
+                f"tile overlap {self.tile_overlap} must be smaller than the tile {self.tile}"
+            )
+        if self.tile_pad is not None and self.tile_pad < 0:
+            raise ValueError(f"tile pad must be >= 0, got {self.tile_pad}")
+        if self.outscale is not None and not (
+            0 < self.outscale <= 64 and math.isfinite(self.outscale)
+        ):
+            raise ValueError(f"outscale must be in (0, 64], got {self.outscale}")
+        if self.color_fix not in COLOR_FIXES:
+            raise ValueError(
+                f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
+            )
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
+
+
+class Upscaler:
+    """Super-resolve images with an `SRPipeline` (or any object with its contract)."""
+
+    def __init__(self, pipeline: Any, **options: Any) -> None:
+        self.pipeline = pipeline
+        self.options = UpscaleOptions(**options)
+        self.options.validate()
+        if pipeline.kind == "student" and self.options.steps not in (None, 1):
+            raise ValueError(
+                "steps applies to a multi-step teacher; the one-step student runs in one step"
+            )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        autoencoder: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "fp32",
+        **options: Any,
+    ) -> Upscaler:
+        """Load a bundled model name, our .safetensors, or an official .pth (+ autoencoder)."""
+        from tadsr.inference.pipeline import SRPipeline
+        from tadsr.utils.device import pick_device, pick_dtype
+
+        pipe = SRPipeline.from_pretrained(
+            None if name_or_path is None else str(name_or_path),
+            autoencoder=None if autoencoder is None else str(autoencoder),
+            device=pick_device(device),
+            dtype=pick_dtype(dtype),
+        )
+        return cls(pipe, **options)
+
+    @property
+    def scale(self) -> int:
+        return int(self.pipeline.scale)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) of the result for an LR image of height x width."""
+        s = self.options.outscale or self.scale
+        return max(1, round(height * s)), max(1, round(width * s))
+
+    # -- public entry points -------------------------------------------------------
+    def __call__(self, image: Any) -> Any:
+        """Upscale a PIL image (-> PIL image) or a numpy array (-> numpy array, same layout).
+
+        PIL modes L, LA, RGB, RGBA, I;16 come back in the same mode ("P" and "CMYK" as
+        RGB(A), "1" as L); numpy (H, W) or (H, W, 1|2|3|4) uint8 / uint16 / float in [0, 1]
+        come back with the same shape convention and dtype. Pixels are taken as given (no
+        EXIF rotation here; `read_image` and `upscale_file` apply it).
+        """
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return picture_to_pil(self.upscale_picture(picture_from_pil(image)))
+        if isinstance(image, np.ndarray):
+            pic, layout = picture_from_array(image)
+            return picture_to_array(self.upscale_picture(pic), layout)
+        raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+
+    def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike) -> Picture:
+        """Read `src`, upscale, write `dst` atomically; returns the input picture (for notes)."""
+        pic = read_image(src, max_pixels=self.options.max_pixels)
+        out = self.upscale_picture(pic)
+        write_image(dst, out)
+        return pic
+
+    def upscale_picture(self, pic: Picture) -> Picture:
+        """Upscale a Picture; colour through the network, alpha by bicubic resizing."""
+        h, w = pic.height, pic.width
+        s = self.scale
+        out_h, out_w = self.output_size(h, w)
+        color = self._run_network(pic)
+        if (out_h, out_w) != (h * s, w * s):
+            color = np.stack(
+                [_resize_plane(color[..., c], out_h, out_w) for c in range(color.shape[2])], axis=2
+            )
+        alpha = None if pic.alpha is None else _resize_plane(pic.alpha, out_h, out_w)
+        return Picture(color, alpha)
+
+    def upscale_tensor(self, lq: Tensor) -> Tensor:
+        """(1, 3, h, w) in [-1, 1] -> (1, 3, 4h, 4w) in [-1, 1], tiled as configured."""
+        parts: list[Tensor] = []
+        self._run_tiles(lq, lambda _row, rows: parts.append(rows))
+        return torch.cat(parts, dim=1)[None]
+
+    # -- internals -----------------------------------------------------------------
+    def _run_network(self, pic: Picture) -> np.ndarray:
+        h, w = pic.height, pic.width
+        s = self.scale
+        color = pic.color if pic.color.flags.writeable else pic.color.copy()
+        lq = torch.from_numpy(color).permute(2, 0, 1)[None].float()
+        lq = lq.mul_(2.0 / pic.max_value).sub_(1.0)
+        if pic.gray:
+            lq = lq.expand(1, 3, h, w)
+        out = np.empty((h * s, w * s, pic.color.shape[2]), pic.color.dtype)
+        luma = torch.tensor(LUMA_WEIGHTS).view(3, 1, 1)
+
+        def sink(row: int, rows: Tensor) -> None:
+            if pic.gray:
+                rows = (rows * luma).sum(0, keepdim=True)
+            if pic.bits == 32:
+                x = rows.add(1.0).mul_(0.5).clamp_(0.0, 1.0)
+            else:  # [-1, 1] -> 0..max in one pass of in-place ops
+                half = pic.max_value / 2
+                x = rows.mul(half).add_(half).round_().clamp_(0, pic.max_value)
+                x = x.to(torch.uint8 if pic.bits == 8 else torch.int32)
+            out[row : row + x.shape[1]] = x.permute(1, 2, 0).numpy()
+
+        self._run_tiles(lq, sink)
+        return out
+
+    def _run_tiles(self, lq: Tensor, sink) -> int:
+        opts, pipe = self.options, self.pipeline
+        h, w = lq.shape[-2:]
+        gen = torch.Generator()
+        seed = gen.seed() if opts.seed is None else int(opts.seed)
+        gen.manual_seed(seed)  # a teacher's per-step noise (drawn per tile) follows the seed too
+        noise = BlockNoise(pipe.noise_shape(h, w, 1), seed)
+        tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
+        halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
+
+        def fn(window: Tensor, noise_window: Tensor | None) -> Tensor:
+            sr = pipe(window, noise=noise_window, generator=gen, steps=opts.steps)
+            return apply_color_fix(opts.color_fix, sr, window)
+
+        bar = None
+        if opts.progress and tile and max(h, w) > tile:
+            from tqdm import tqdm
+
+            n = _count_tiles(h, w, tile, opts.tile_overlap)
+            bar = tqdm(total=n, desc="tiles", unit="tile", leave=False, position=1)
+        try:
+            return run_tiled(
+                fn,
+                lq,
+                scale=self.scale,
+                sink=sink,
+                tile=tile,
+                overlap=opts.tile_overlap,
+                halo=halo,
+                noise=noise,
+                on_tile=bar.update if bar is not None else None,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
+    from tadsr.inference.tiling import tile_spans
+
+    ov = min(overlap, tile - 1)
+    return len(tile_spans(h, tile, ov)) * len(tile_spans(w, tile, ov))
+
+
+def _resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic resize of one (H, W) plane, antialiased when shrinking; dtype kept."""
+    if plane.shape == (height, width):
+        return plane
+    maxv = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(plane.dtype, 1.0)
+    x = torch.from_numpy(plane.astype(np.float32))[None, None]
+    shrink = height < plane.shape[0] or width < plane.shape[1]
+    y = F.interpolate(
+        x, size=(height, width), mode="bicubic", align_corners=False, antialias=shrink
+    )[0, 0].clamp_(0, maxv)
+    if plane.dtype == np.float32:
+        return y.numpy()
+    return y.round_().to(torch.int32).numpy().astype(plane.dtype)

@@ -1,0 +1,82 @@
+"""Choose the device and dtype once, at the edge of the program, and pass them down."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+class DeviceError(ValueError):
+    """The requested device or dtype cannot be used on this machine."""
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def local_rank() -> int | None:
+    """LOCAL_RANK set by torchrun (None when not launched by it)."""
+    value = os.environ.get("LOCAL_RANK")
+    return int(value) if value not in (None, "") else None
+
+
+def pick_device(name: str | torch.device = "auto", *, rank: int | None = None) -> torch.device:
+    """Resolve "auto" | "cpu" | "cuda" | "cuda:N" | "mps" to a usable torch.device.
+
+    "auto" prefers CUDA, then MPS, then the CPU. For CUDA without an index, `rank` (default:
+    LOCAL_RANK from torchrun) picks the card, modulo the number of cards.
+    """
+    if isinstance(name, torch.device):
+        return name
+    name = str(name).strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif _mps_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES[1:]:
+        raise DeviceError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("device 'cuda' requested but CUDA is not available")
+        if ":" in name:
+            return torch.device(name)
+        rank = local_rank() if rank is None else rank
+        return torch.device("cuda", (rank or 0) % torch.cuda.device_count())
+    if kind == "mps" and not _mps_available():
+        raise DeviceError("device 'mps' requested but MPS is not available")
+    return torch.device(kind)
+
+
+def pick_dtype(name: str | torch.dtype = "fp32") -> torch.dtype:
+    """Map "fp32" | "bf16" | "fp16" (or a torch.dtype) to a torch.dtype."""
+    if isinstance(name, torch.dtype):
+        return name
+    try:
+        return DTYPES[str(name).strip().lower()]
+    except KeyError:
+        raise DeviceError(f"unknown dtype {name!r} (choose from {', '.join(DTYPES)})") from None
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) from the environment torchrun sets; (0, 1) when absent."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE") or 1)
+        rank = int(os.environ.get("RANK") or 0)
+    except ValueError as exc:
+        raise DeviceError(f"bad RANK / WORLD_SIZE in the environment: {exc}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise DeviceError(f"bad RANK={rank} / WORLD_SIZE={world} in the environment")
+    return rank, world
