@@ -131,7 +131,7 @@ def _small_teacher() -> TeacherConfig:
         data=DataConfig(crop_size=128, val_count=8),
         optim=OptimConfig(lr=5e-4, warmup=100),
         run=RunConfig(
-            iterations=3000,
+            iterations=2500,
             batch_size=8,
             ema=0.995,
             val_every=250,
