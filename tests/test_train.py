@@ -38,9 +38,23 @@ def _weights(path: Path, key: str = "model") -> dict:
 
 
 @pytest.fixture(scope="module")
-def teacher_file(corpus, tmp_path_factory) -> Path:
+def val_pairs(corpus, tmp_path_factory) -> Path:
+    """Two validation pairs: 64-px HR crops and their x4 area-downscaled LR."""
+    root = tmp_path_factory.mktemp("val")
+    (root / "hr").mkdir()
+    (root / "lr").mkdir()
+    for name in ("astronaut", "coffee"):
+        hr = Image.open(corpus / f"{name}.png").crop((100, 100, 164, 164))
+        hr.save(root / "hr" / f"{name}.png")
+        hr.reduce(4).save(root / "lr" / f"{name}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher_file(corpus, val_pairs, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("teacher")
-    return train_teacher(_teacher_cfg(corpus), run, device="cpu")
+    cfg = _teacher_cfg(corpus, **{"data.val_pairs": val_pairs, "run.val_every": 4})
+    return train_teacher(cfg, run, device="cpu")
 
 
 def test_teacher_trains_and_exports(teacher_file):
@@ -51,6 +65,22 @@ def test_teacher_trains_and_exports(teacher_file):
     log = (teacher_file.parent / "log.csv").read_text().splitlines()
     assert len(log) == 1 + 4  # header + one row per step (log_every=1)
     assert (teacher_file.parent / "config.json").is_file()
+    val = (teacher_file.parent / "val.csv").read_text().splitlines()
+    assert val[0].endswith("psnr_y,ssim_y") and len(val) == 2
+    assert 5 < float(val[1].split(",")[3]) < 60  # a PSNR-Y in dB of a 15-step sample
+    assert (teacher_file.parent / "samples" / "step0000004.png").is_file()
+
+
+def test_export_from_checkpoint_matches_the_run_export(teacher_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from tadsr.cli import main
+
+    out = tmp_path / "exported.safetensors"
+    ckpt = teacher_file.parent / "checkpoints" / "last.pt"
+    assert main(["train", "export", str(ckpt), "-o", str(out)]) == 0
+    a, b = load_file(teacher_file), load_file(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_teacher_resume_is_exact(corpus, tmp_path):

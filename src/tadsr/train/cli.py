@@ -112,9 +112,10 @@ def cmd_distill(args) -> int:
 
 
 def cmd_export(args) -> int:
+    import copy
+
     import torch
 
-    from tadsr.checkpoints.io import save_model
     from tadsr.train.config import DistillConfig, TeacherConfig, from_dict
 
     path = Path(args.checkpoint)
@@ -122,42 +123,23 @@ def cmd_export(args) -> int:
         print(f"tadsr train export: {path}: no such file", file=sys.stderr)
         return 1
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    cfgd = payload["config"]
+    cfgd, step, out = payload["config"], int(payload["step"]), Path(args.output)
     if "teacher" in cfgd:  # a distillation run: the student keeps the teacher's layout
-        from tadsr.train.distill import load_teacher
+        from tadsr.train.distill import export_student, load_teacher
 
         cfg = from_dict(DistillConfig, cfgd)
         teacher = load_teacher(cfg, torch.device("cpu"))
-        student = teacher.net
+        student = copy.deepcopy(teacher.net)
         student.load_state_dict(payload["ema"])
-        save_model(
-            args.output,
-            unet=student,
-            unet_config=student.cfg,
-            codec=teacher.codec,
-            schedule=teacher.process.cfg,
-            kind="sr_student",
-            steps=1,
-            scale=teacher.scale,
-            provenance={"checkpoint": str(path), "iterations": payload["step"]},
-        )
+        export_student(student, teacher, cfg, out, step)
     else:
         from tadsr.nets.unet import SwinUNet
         from tadsr.train.common import build_codec
+        from tadsr.train.teacher import export_teacher
 
         cfg = from_dict(TeacherConfig, cfgd)
         model = SwinUNet(cfg.unet)
         model.load_state_dict(payload["ema"])
-        save_model(
-            args.output,
-            unet=model,
-            unet_config=cfg.unet,
-            codec=build_codec(cfg.codec, torch.device("cpu")),
-            schedule=cfg.schedule,
-            kind="sr_teacher",
-            steps=cfg.schedule.steps,
-            scale=cfg.scale,
-            provenance={"checkpoint": str(path), "iterations": payload["step"]},
-        )
+        export_teacher(model, build_codec(cfg.codec, torch.device("cpu")), cfg, out, step)
     print(f"wrote {args.output}")
     return 0

@@ -155,17 +155,25 @@ def to_uint8(img: Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def validate(
-    pipeline, val_dir: str, count: int, out_png: Path | None = None, seed: int = 0
+    net, codec, process, *, scale: int, kind: str, data, png: Path | None = None, seed: int = 0
 ) -> dict:
-    """Sample the first `count` validation pairs; mean PSNR-Y / SSIM-Y against HR."""
+    """Sample the first `data.val_count` validation pairs with `net` (the EMA weights);
+    mean PSNR-Y / SSIM-Y against HR, and a grid of (LR, SR, HR) written to `png`."""
     from PIL import Image
 
     from tadsr.data.datasets import PairedFolderDataset
     from tadsr.evaluation.fullref import psnr_y, ssim_y
+    from tadsr.inference.pipeline import SRPipeline
 
-    ds = PairedFolderDataset(Path(val_dir) / "lr", Path(val_dir) / "hr")
+    val_dir = Path(data.val_pairs)
+    if not (val_dir / "lr").is_dir():
+        return {}
+    pipeline = SRPipeline(
+        net, codec, process, scale=scale, kind=kind, device=next(net.parameters()).device
+    )
+    ds = PairedFolderDataset(val_dir / "lr", val_dir / "hr")
     psnrs, ssims, tiles = [], [], []
-    for i in range(min(count, len(ds))):
+    for i in range(min(data.val_count, len(ds))):
         lr, hr, _ = ds[i]
         g = torch.Generator().manual_seed(seed + i)
         sr = pipeline(lr[None] * 2 - 1, generator=g)[0]
@@ -175,14 +183,10 @@ def validate(
         if len(tiles) < 4:
             up = F.interpolate(lr[None], scale_factor=4, mode="nearest")[0] * 2 - 1
             tiles.append(np.concatenate([to_uint8(up), a, b], axis=1))
-    if out_png is not None and tiles:
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.concatenate(tiles, axis=0)).save(out_png)
+    if png is not None and tiles:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(tiles, axis=0)).save(png)
     return {"psnr_y": float(np.mean(psnrs)), "ssim_y": float(np.mean(ssims))}
-
-
-def cosine_free_lr(optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
 
 
 def finite_or_raise(loss: Tensor, step: int) -> None:

@@ -242,8 +242,14 @@ def distill(
                     save_state(ckpt, objects, step, config_json(cfg))
                 d.barrier()
             if cfg.run.val_every and step % cfg.run.val_every == 0 and d.main:
-                metrics = validate_student(
-                    ema.model, teacher, cfg, run_dir / "samples" / f"step{step:07d}.png"
+                metrics = validate(
+                    ema.model,
+                    teacher.codec,
+                    process,
+                    scale=scale,
+                    kind="student",
+                    data=cfg.data,
+                    png=run_dir / "samples" / f"step{step:07d}.png",
                 )
                 log.step(step, metrics, "val.csv")
                 log.event(f"step {step}: validation {metrics}")
@@ -298,22 +304,6 @@ def _disc_step(teacher, process, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d) -
     loss.backward()
     d_opt.step()
     return loss.item()
-
-
-def validate_student(model, teacher, cfg: DistillConfig, png: Path) -> dict:
-    from tadsr.inference.pipeline import SRPipeline
-
-    if not (Path(cfg.data.val_pairs) / "lr").is_dir():
-        return {}
-    pipe = SRPipeline(
-        model,
-        teacher.codec,
-        teacher.process,
-        scale=teacher.scale,
-        kind="student",
-        device=next(model.parameters()).device,
-    )
-    return validate(pipe, cfg.data.val_pairs, cfg.data.val_count, png)
 
 
 def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> Path:

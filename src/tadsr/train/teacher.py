@@ -143,8 +143,14 @@ def train_teacher(
                     save_state(ckpt, objects, step, config_json(cfg))
                 d.barrier()
             if cfg.run.val_every and step % cfg.run.val_every == 0 and d.main:
-                metrics = validate_teacher(
-                    ema.model, codec, process, cfg, run_dir / "samples" / f"step{step:07d}.png"
+                metrics = validate(
+                    ema.model,
+                    codec,
+                    process,
+                    scale=cfg.scale,
+                    kind="teacher",
+                    data=cfg.data,
+                    png=run_dir / "samples" / f"step{step:07d}.png",
                 )
                 log.step(step, metrics, "val.csv")
                 log.event(f"step {step}: validation {metrics}")
@@ -161,22 +167,6 @@ def train_teacher(
     finally:
         log.close()
         distributed.teardown(d)
-
-
-def validate_teacher(model, codec, process, cfg: TeacherConfig, png: Path) -> dict:
-    from tadsr.inference.pipeline import SRPipeline
-
-    if not (Path(cfg.data.val_pairs) / "lr").is_dir():
-        return {}
-    pipe = SRPipeline(
-        model,
-        codec,
-        process,
-        scale=cfg.scale,
-        kind="teacher",
-        device=next(model.parameters()).device,
-    )
-    return validate(pipe, cfg.data.val_pairs, cfg.data.val_count, png)
 
 
 def export_teacher(model, codec, cfg: TeacherConfig, out: Path, step: int) -> Path:
