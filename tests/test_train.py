@@ -223,3 +223,40 @@ def test_discriminator_heads_only_learn(teacher_file):
     loss.backward()
     assert all(p.grad is None for p in net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in disc.parameters())
+
+
+def test_distill_torchrun_two_processes(corpus, teacher_file, tmp_path):
+    """Distillation under torchrun: student and discriminator in DDP, cache sharded by rank."""
+    run = tmp_path / "ddp-distill"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADSR_PROGRESS": "0"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(30500 + os.getpid() % 1000),
+        "-m",
+        "tadsr.cli",
+        "train",
+        "distill",
+        "--config",
+        "tiny",
+        "--teacher",
+        str(teacher_file),
+        "--set",
+        f"data.root={corpus}",
+        "--set",
+        "run.iterations=2",
+        "--set",
+        "run.threads=1",
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cache = torch.load(run / "teacher_cache.pt", weights_only=True)
+    assert cache["index"].tolist() == list(range(4))  # both ranks' shards, merged in order
+    assert torch.load(run / "checkpoints/last.pt", weights_only=True)["step"] == 2
