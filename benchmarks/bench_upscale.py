@@ -202,17 +202,28 @@ def bench_memory(args) -> dict:
     return out
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set. VmHWM where /proc exists: ru_maxrss is inherited
+    from the parent across fork + exec on Linux, so it would report the parent's peak."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def child(args) -> None:
     """Runs in a fresh process: load, upscale one file, report peak RSS."""
     from tadsr.inference.upscaler import Upscaler
 
     pipe, label = load(args.model, "student", args.device)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_loaded = _peak_rss_mb()
     up = Upscaler(pipe, seed=0)
     t = time.perf_counter()
     up.upscale_file(args.child[0], args.child[1])
     secs = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _peak_rss_mb()
     print(
         json.dumps(
             {
