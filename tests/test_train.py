@@ -260,3 +260,24 @@ def test_distill_torchrun_two_processes(corpus, teacher_file, tmp_path):
     cache = torch.load(run / "teacher_cache.pt", weights_only=True)
     assert cache["index"].tolist() == list(range(4))  # both ranks' shards, merged in order
     assert torch.load(run / "checkpoints/last.pt", weights_only=True)["step"] == 2
+
+
+def test_training_reports_bad_data_in_one_line(tmp_path, capsys):
+    from tadsr.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "train",
+                "teacher",
+                "--config",
+                "tiny",
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                f"data.root={tmp_path / 'missing'}",
+            ]
+        )
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -30,6 +31,18 @@ def _common(p: argparse.ArgumentParser, default_preset: str) -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+@contextlib.contextmanager
+def _clear_errors(what: str):
+    """Bad data, files or settings end the run with one line (exit 1), not a traceback."""
+    from tadsr.checkpoints.official import CheckpointError
+
+    try:
+        yield
+    except (ValueError, OSError, CheckpointError) as exc:
+        print(f"tadsr train {what}: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def register(subparsers) -> None:
@@ -84,7 +97,8 @@ def cmd_teacher(args) -> int:
     if args.print_config:
         print(dump(cfg))
         return 0
-    out = train_teacher(cfg, args.out, resume=args.resume, device=args.device)
+    with _clear_errors("teacher"):
+        out = train_teacher(cfg, args.out, resume=args.resume, device=args.device)
     print(f"teacher weights: {out}")
     return 0
 
@@ -106,7 +120,8 @@ def cmd_distill(args) -> int:
         if cfg.teacher not in registry():
             print(f"tadsr train distill: {cfg.teacher}: no such teacher file", file=sys.stderr)
             return 1
-    out = distill(cfg, args.out, resume=args.resume, device=args.device)
+    with _clear_errors("distill"):
+        out = distill(cfg, args.out, resume=args.resume, device=args.device)
     print(f"student weights: {out}")
     return 0
 
