@@ -24,6 +24,7 @@ from torch import Tensor
 
 from tadsr.train.config import dump, to_dict
 from tadsr.train.distributed import Dist
+from tadsr.train.state import save_state
 
 
 def step_generator(
@@ -196,3 +197,35 @@ def finite_or_raise(loss: Tensor, step: int) -> None:
 
 def config_json(cfg) -> dict:
     return json.loads(json.dumps(to_dict(cfg)))
+
+
+def after_step(
+    step: int,
+    *,
+    cfg,
+    d: Dist,
+    log: RunLog,
+    values: dict,
+    ckpt: Path,
+    objects: dict,
+    validate_fn,
+    start: int,
+    stop_after: int | None,
+) -> bool:
+    """The bookkeeping every loop does after an optimiser step: log, checkpoint (rank 0,
+    atomically), validate with the EMA weights, and say whether to stop here (stop_after:
+    as a kill would, leaving the checkpoint of this step). Returns True to stop."""
+    run = cfg.run
+    last = step == run.iterations
+    stop = stop_after is not None and step - start >= stop_after
+    if step % run.log_every == 0 or last:
+        log.step(step, {k: d.mean(v) if isinstance(v, float) else v for k, v in values.items()})
+    if step % run.save_every == 0 or last or stop:
+        if d.main:
+            save_state(ckpt, objects, step, config_json(cfg))
+        d.barrier()
+    if run.val_every and step % run.val_every == 0 and d.main and not stop:
+        metrics = validate_fn(log.run_dir / "samples" / f"step{step:07d}.png")
+        log.step(step, metrics, "val.csv")
+        log.event(f"step {step}: validation {metrics}")
+    return stop

@@ -31,7 +31,7 @@ from tadsr.nets.unet import feature_channels
 from tadsr.train import distributed
 from tadsr.train.common import (
     RunLog,
-    config_json,
+    after_step,
     finite_or_raise,
     latents,
     micro_batches,
@@ -41,7 +41,7 @@ from tadsr.train.common import (
 )
 from tadsr.train.config import DistillConfig
 from tadsr.train.ema import EMA
-from tadsr.train.state import load_state, save_state
+from tadsr.train.state import load_state
 from tadsr.train.teacher import autocast_for
 
 
@@ -233,29 +233,26 @@ def distill(
             step += 1
             log.advance()
             finite_or_raise(torch.tensor(stats["reg"]), step)
-            if step % cfg.run.log_every == 0 or step == cfg.run.iterations:
-                log.step(
-                    step, {**{k: d.mean(v) for k, v in stats.items()}, "grad_norm": float(gnorm)}
-                )
-            if step % cfg.run.save_every == 0 or step == cfg.run.iterations:
-                if d.main:
-                    save_state(ckpt, objects, step, config_json(cfg))
-                d.barrier()
-            if cfg.run.val_every and step % cfg.run.val_every == 0 and d.main:
-                metrics = validate(
+            if after_step(
+                step,
+                cfg=cfg,
+                d=d,
+                log=log,
+                values={**stats, "grad_norm": float(gnorm)},
+                ckpt=ckpt,
+                objects=objects,
+                start=start,
+                stop_after=stop_after,
+                validate_fn=lambda png: validate(
                     ema.model,
                     teacher.codec,
                     process,
                     scale=scale,
                     kind="student",
                     data=cfg.data,
-                    png=run_dir / "samples" / f"step{step:07d}.png",
-                )
-                log.step(step, metrics, "val.csv")
-                log.event(f"step {step}: validation {metrics}")
-            if stop_after is not None and step - start >= stop_after:
-                if d.main:
-                    save_state(ckpt, objects, step, config_json(cfg))
+                    png=png,
+                ),
+            ):
                 return ckpt
         out = run_dir / "model.safetensors"
         if d.main:

@@ -19,8 +19,8 @@ from tadsr.nets.unet import SwinUNet
 from tadsr.train import distributed
 from tadsr.train.common import (
     RunLog,
+    after_step,
     build_codec,
-    config_json,
     finite_or_raise,
     latents,
     micro_batches,
@@ -29,7 +29,7 @@ from tadsr.train.common import (
 )
 from tadsr.train.config import TeacherConfig
 from tadsr.train.ema import EMA
-from tadsr.train.state import load_state, save_state
+from tadsr.train.state import load_state
 
 
 def autocast_for(mode: str, device: torch.device):
@@ -129,34 +129,31 @@ def train_teacher(
             step += 1
             log.advance()
             finite_or_raise(torch.tensor(total), step)
-            if step % cfg.run.log_every == 0 or step == cfg.run.iterations:
-                log.step(
-                    step,
-                    {
-                        "loss": d.mean(total),
-                        "grad_norm": float(gnorm),
-                        "lr": float(opt.param_groups[0]["lr"]),
-                    },
-                )
-            if step % cfg.run.save_every == 0 or step == cfg.run.iterations:
-                if d.main:
-                    save_state(ckpt, objects, step, config_json(cfg))
-                d.barrier()
-            if cfg.run.val_every and step % cfg.run.val_every == 0 and d.main:
-                metrics = validate(
+            values = {
+                "loss": total,
+                "grad_norm": float(gnorm),
+                "lr": float(opt.param_groups[0]["lr"]),
+            }
+            if after_step(
+                step,
+                cfg=cfg,
+                d=d,
+                log=log,
+                values=values,
+                ckpt=ckpt,
+                objects=objects,
+                start=start,
+                stop_after=stop_after,
+                validate_fn=lambda png: validate(
                     ema.model,
                     codec,
                     process,
                     scale=cfg.scale,
                     kind="teacher",
                     data=cfg.data,
-                    png=run_dir / "samples" / f"step{step:07d}.png",
-                )
-                log.step(step, metrics, "val.csv")
-                log.event(f"step {step}: validation {metrics}")
-            if stop_after is not None and step - start >= stop_after:
-                if d.main:
-                    save_state(ckpt, objects, step, config_json(cfg))
+                    png=png,
+                ),
+            ):
                 return ckpt
         out = run_dir / "model.safetensors"
         if d.main:
