@@ -28,6 +28,18 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
+def _torchrun(what: str, corpus: Path, run: Path, *, port: int, extra=()) -> None:
+    """`tadsr train WHAT --config tiny` for 2 steps under a real 2-process torchrun (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADSR_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port", str(port + os.getpid() % 1000), "-m", "tadsr.cli", "train", what,
+           "--config", "tiny", *extra, "--set", f"data.root={corpus}",
+           "--set", "run.iterations=2", "--set", "run.threads=1", "--out", str(run),
+           "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def _teacher_cfg(corpus: Path, **sets):
     items = [f"data.root={corpus}", "run.threads=1"] + [f"{k}={v}" for k, v in sets.items()]
     return resolve("teacher", "tiny", items)
@@ -102,33 +114,7 @@ def test_teacher_resume_is_exact(corpus, tmp_path):
 def test_teacher_torchrun_two_processes(corpus, tmp_path):
     """A real multi-process run: torchrun, DDP on gloo; ranks stay in sync."""
     run = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADSR_PROGRESS": "0"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "tadsr.cli",
-        "train",
-        "teacher",
-        "--config",
-        "tiny",
-        "--set",
-        f"data.root={corpus}",
-        "--set",
-        "run.iterations=2",
-        "--set",
-        "run.threads=1",
-        "--out",
-        str(run),
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _torchrun("teacher", corpus, run, port=29500)
     assert (run / "model.safetensors").is_file()
     state = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert state["step"] == 2
@@ -228,35 +214,7 @@ def test_discriminator_heads_only_learn(teacher_file):
 def test_distill_torchrun_two_processes(corpus, teacher_file, tmp_path):
     """Distillation under torchrun: student and discriminator in DDP, cache sharded by rank."""
     run = tmp_path / "ddp-distill"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TADSR_PROGRESS": "0"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port",
-        str(30500 + os.getpid() % 1000),
-        "-m",
-        "tadsr.cli",
-        "train",
-        "distill",
-        "--config",
-        "tiny",
-        "--teacher",
-        str(teacher_file),
-        "--set",
-        f"data.root={corpus}",
-        "--set",
-        "run.iterations=2",
-        "--set",
-        "run.threads=1",
-        "--out",
-        str(run),
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _torchrun("distill", corpus, run, port=30500, extra=["--teacher", str(teacher_file)])
     cache = torch.load(run / "teacher_cache.pt", weights_only=True)
     assert cache["index"].tolist() == list(range(4))  # both ranks' shards, merged in order
     assert torch.load(run / "checkpoints/last.pt", weights_only=True)["step"] == 2
