@@ -58,6 +58,22 @@ def test_crop_matches_photo_and_flips(folder):
     assert len(ds._cache) <= 3  # each photo decoded once
 
 
+def test_texture_candidates_prefer_detail(folder):
+    """Keeping the most textured of K candidates shifts crops away from flat regions, stays a
+    function of (seed, index), and K = 1 is exactly plain random cropping."""
+    plain = CropDataset(folder, crop_size=64, split=None, seed=1, length=300)
+    one = CropDataset(folder, crop_size=64, split=None, seed=1, length=300, texture_candidates=1)
+    assert [plain.crop_params(i) for i in range(20)] == [one.crop_params(i) for i in range(20)]
+    picky = CropDataset(folder, crop_size=64, split=None, seed=1, length=300, texture_candidates=4)
+    again = CropDataset(folder, crop_size=64, split=None, seed=1, length=300, texture_candidates=4)
+    assert torch.equal(picky[11], again[11])
+    t_plain = [plain.texture(*plain.crop_params(i)[:3]) for i in range(120)]
+    t_picky = [picky.texture(*picky.crop_params(i)[:3]) for i in range(120)]
+    assert np.median(t_picky) > 1.3 * np.median(t_plain)
+    with pytest.raises(ValueError, match="texture_candidates"):
+        CropDataset(folder, crop_size=64, split=None, texture_candidates=0)
+
+
 def test_crop_dataset_skips_small_and_uses_manifest_split(folder, tmp_path):
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")

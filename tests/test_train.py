@@ -95,8 +95,26 @@ def test_export_from_checkpoint_matches_the_run_export(teacher_file, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_lr_schedule_warmup_constant_cosine():
+    from tadsr.train.common import lr_lambda
+
+    f = lr_lambda(warmup=4, decay_from=10, total=20)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(9) == 1.0 and f(10) == 1.0
+    assert f(15) == pytest.approx(0.5) and f(19) == pytest.approx(0.0245, abs=1e-3)
+    assert all(f(s) > f(s + 1) for s in range(10, 19))
+    assert lr_lambda(4)(10**6) == 1.0  # no decay_from: constant after warm-up
+    # a longer total only stretches the decay; steps before decay_from are unchanged
+    g = lr_lambda(warmup=4, decay_from=10, total=40)
+    assert all(f(s) == g(s) for s in range(11)) and g(15) > f(15)
+
+
 def test_teacher_resume_is_exact(corpus, tmp_path):
-    cfg = _teacher_cfg(corpus)
+    # with the options of the bundled preset: LQ skip, textured crops, cosine decay
+    cfg = _teacher_cfg(
+        corpus,
+        **{"unet.lq_skip": "true", "data.texture_candidates": 2, "optim.decay_from": 2},
+    )
     straight = tmp_path / "straight"
     train_teacher(cfg, straight, device="cpu")
     stopped = tmp_path / "stopped"

@@ -80,6 +80,39 @@ def test_config_round_trip():
         dataclasses.replace(TINY, lq_size=48)
 
 
+def test_lq_skip_starts_at_bicubic():
+    """With the zero-initialised head, an lq_skip network outputs exactly the pixel-unshuffled
+    bicubic x4 upsampling of its (blurred) LQ input, borders included; the skip has no weights
+    and no state-dict entries, and the config round-trips."""
+    torch.manual_seed(0)
+    net = SwinUNet(dataclasses.replace(TINY, lq_skip=True))
+    lq = torch.rand(2, 3, 32, 64) * 2 - 1
+    x, t = torch.randn(2, 48, 32, 64), torch.tensor([0, 14])
+    up = torch.nn.functional.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
+    assert (net(x, t, lq) - torch.nn.functional.pixel_unshuffle(up, 4)).abs().max() < 1e-5
+    assert SwinUNet(TINY)(x, t, lq).abs().max() == 0  # without it the same net predicts zeros
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in SwinUNet(TINY).parameters()
+    )
+    assert net.state_dict().keys() == SwinUNet(TINY).state_dict().keys()
+
+    blurred = SwinUNet(dataclasses.replace(TINY, lq_skip=True, lq_skip_sigma=2.0))
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert (blurred(x[:1, :, :, :32], t[:1], flat) - 0.3).abs().max() < 1e-6  # keeps a level
+    smooth = blurred(x[:1, :, :, :32], t[:1], lq[:1, :, :, :32])
+    sharp = net(x[:1, :, :, :32], t[:1], lq[:1, :, :, :32])
+    assert smooth.std() < 0.5 * sharp.std()  # white noise in, much less out
+    assert abs(smooth.mean() - sharp.mean()) < 0.02
+    cfg = blurred.cfg
+    assert UNetConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="lq_skip"):
+        dataclasses.replace(TINY, lq_skip=True, out_channels=40, in_channels=40)
+    with pytest.raises(ValueError, match="lq_skip"):
+        dataclasses.replace(TINY, lq_skip=True, lq_size=64)
+    with pytest.raises(ValueError, match="lq_skip_sigma"):
+        dataclasses.replace(TINY, lq_skip=True, lq_skip_sigma=-1)
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_infer_custom_configs(name):
     cfg = VARIANTS[name]

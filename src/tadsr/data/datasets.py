@@ -79,6 +79,9 @@ class CropDataset(Dataset):
     resumed run sees exactly the same crops. Photos are chosen with probability proportional
     to their area (``weighting="area"``) or uniformly; each photo is decoded once, on first
     use, and kept in memory. ``length`` sets the number of items (default 1000 per photo).
+    ``texture_candidates`` K > 1 draws K candidate crops per item and keeps the one with the
+    most texture (mean absolute difference between neighbouring grey pixels), so flat regions
+    (sky, bokeh) are seen less often; K = 1 is plain random cropping.
     """
 
     def __init__(
@@ -90,7 +93,11 @@ class CropDataset(Dataset):
         length: int | None = None,
         flip: bool = True,
         weighting: str = "area",
+        texture_candidates: int = 1,
     ) -> None:
+        if texture_candidates < 1:
+            raise ValueError(f"texture_candidates must be >= 1, got {texture_candidates}")
+        self.texture_candidates = int(texture_candidates)
         self.root = Path(root)
         self.crop_size = int(crop_size)
         self.seed = int(seed)
@@ -134,12 +141,26 @@ class CropDataset(Dataset):
     def crop_params(self, index: int) -> tuple[int, int, int, bool]:
         """(photo, top, left, flip) of item ``index``."""
         rng = np.random.default_rng([self.seed, int(index)])
-        j = int(min(np.searchsorted(self._cdf, rng.random(), side="right"), len(self._cdf) - 1))
-        w, h = self.sizes[j]
-        top = int(rng.integers(0, h - self.crop_size + 1))
-        left = int(rng.integers(0, w - self.crop_size + 1))
+        best, best_score = None, -1.0
+        for _ in range(self.texture_candidates):
+            j = int(min(np.searchsorted(self._cdf, rng.random(), side="right"), len(self._cdf) - 1))
+            w, h = self.sizes[j]
+            top = int(rng.integers(0, h - self.crop_size + 1))
+            left = int(rng.integers(0, w - self.crop_size + 1))
+            if self.texture_candidates == 1:
+                best = (j, top, left)
+                break
+            score = self.texture(j, top, left)
+            if score > best_score:
+                best, best_score = (j, top, left), score
         flip = bool(self.flip and rng.random() < 0.5)
-        return j, top, left, flip
+        return (*best, flip)
+
+    def texture(self, j: int, top: int, left: int) -> float:
+        """Mean absolute difference between neighbouring pixels of a crop's grey image."""
+        c = self.crop_size
+        g = self.image(j)[:, top : top + c, left : left + c].float().mean(0)
+        return float((g[1:] - g[:-1]).abs().mean() + (g[:, 1:] - g[:, :-1]).abs().mean())
 
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < self.length:

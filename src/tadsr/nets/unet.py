@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from tadsr.nets.blocks import (
     Downsample,
@@ -31,6 +32,56 @@ from tadsr.nets.blocks import (
 from tadsr.nets.swin import SwinLayer
 
 FE_BASE_CHANNELS = 16  # first width of the official LQ feature extractor
+LQ_SKIP_KERNEL = 5  # covers bicubic's 4-tap support at every x4 sub-pixel phase
+
+
+def bicubic_unshuffle_kernel(channels: int, scale: int, k: int = LQ_SKIP_KERNEL) -> Tensor:
+    """Conv weights (channels*scale², channels, k, k) such that a replicate-padded conv of an
+    image equals pixel_unshuffle(bicubic x scale upsampling of it) (torch's bicubic,
+    align_corners False), found by upsampling unit impulses."""
+    n = 4 * k  # room so the probed centre never meets the border
+    c = n // 2
+    weight = torch.zeros(channels * scale * scale, channels, k, k, dtype=torch.float64)
+    for dy in range(k):
+        for dx in range(k):
+            img = torch.zeros(1, 1, n, n, dtype=torch.float64)
+            img[..., c + dy - k // 2, c + dx - k // 2] = 1.0
+            up = F.interpolate(img, scale_factor=scale, mode="bicubic", align_corners=False)
+            taps = F.pixel_unshuffle(up, scale)[0, :, c, c]  # (scale²,)
+            for ch in range(channels):
+                weight[ch * scale * scale : (ch + 1) * scale * scale, ch, dy, dx] = taps
+    return weight.float()
+
+
+def gaussian_taps(sigma: float) -> Tensor:
+    """Normalised 1-D Gaussian taps over +-ceil(3 sigma)."""
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float64)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (g / g.sum()).float()
+
+
+class LQSkip(nn.Module):
+    """Fixed LQ -> latent path: Gaussian blur (replicate borders), then bicubic x scale
+    upsampling in pixel-unshuffle layout as one conv. No parameters; the kernels are
+    non-persistent buffers rebuilt from the config, so files carry no copy of them."""
+
+    def __init__(self, channels: int, scale: int, sigma: float) -> None:
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("weight", bicubic_unshuffle_kernel(channels, scale), persistent=False)
+        taps = gaussian_taps(sigma) if sigma > 0 else torch.ones(1)
+        self.register_buffer("taps", taps, persistent=False)
+
+    def forward(self, lq: Tensor) -> Tensor:
+        x = lq.float()
+        c, r = self.channels, self.taps.numel() // 2
+        if r:
+            kx = self.taps.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+            x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kx, groups=c)
+            x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kx.transpose(2, 3), groups=c)
+        p = self.weight.shape[-1] // 2
+        return F.conv2d(F.pad(x, (p, p, p, p), mode="replicate"), self.weight)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +92,12 @@ class UNetConfig:
     first through a conv feature extractor when ``lq_size > image_size``. ``cond_lq`` False
     builds an unconditional network (no lq input; not an official configuration).
     ``norm_groups`` is the GroupNorm group count (32 in every official model).
+    ``lq_skip`` True adds a fixed path from the LQ image to the output: the LQ image blurred
+    by a Gaussian of ``lq_skip_sigma`` LQ pixels (0: no blur), upsampled bicubically and
+    pixel-unshuffled, so the network predicts x0 as that smooth estimate plus a learned
+    correction and need not carry absolute colour through its GroupNorms. Not an official
+    configuration; it has no weights (its kernels follow from the config), needs
+    ``lq_size == image_size`` and ``out_channels = lq_channels * s²``.
     """
 
     image_size: int
@@ -62,6 +119,8 @@ class UNetConfig:
     conv_resample: bool = True
     dropout: float = 0.0
     norm_groups: int = 32
+    lq_skip: bool = False
+    lq_skip_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("num_res_blocks", "attention_resolutions", "channel_mult"):
@@ -71,6 +130,7 @@ class UNetConfig:
             object.__setattr__(self, name, tuple(int(v) for v in value))
         object.__setattr__(self, "mlp_ratio", float(self.mlp_ratio))
         object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "lq_skip_sigma", float(self.lq_skip_sigma))
         self.validate()
 
     def validate(self) -> None:
@@ -98,6 +158,24 @@ class UNetConfig:
                     f"UNetConfig: lq_size {self.lq_size} must be image_size "
                     f"{self.image_size} times a power of two"
                 )
+
+        if self.lq_skip and self.lq_skip_scale is None:
+            raise ValueError(
+                f"UNetConfig: lq_skip needs an LQ-conditioned network with lq_size == "
+                f"image_size and out_channels ({self.out_channels}) = lq_channels "
+                f"({self.lq_channels}) times a square"
+            )
+        if self.lq_skip_sigma < 0:
+            raise ValueError(f"UNetConfig: lq_skip_sigma must be >= 0, got {self.lq_skip_sigma}")
+
+    @property
+    def lq_skip_scale(self) -> int | None:
+        """s with out_channels = lq_channels * s² when an LQ skip is possible, else None."""
+        if not self.cond_lq or self.lq_size != self.image_size:
+            return None
+        ratio, rem = divmod(self.out_channels, self.lq_channels)
+        s = math.isqrt(ratio)
+        return s if rem == 0 and s * s == ratio else None
 
     @property
     def num_levels(self) -> int:
@@ -247,6 +325,8 @@ class SwinUNet(nn.Module):
         )
         nn.init.zeros_(self.out[2].weight)
         nn.init.zeros_(self.out[2].bias)
+        if cfg.lq_skip:
+            self.lq_skip = LQSkip(cfg.lq_channels, cfg.lq_skip_scale, cfg.lq_skip_sigma)
         self._size_multiple = self._compute_size_multiple()
 
     @staticmethod
@@ -343,7 +423,10 @@ class SwinUNet(nn.Module):
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h).to(x.dtype)
+        out = self.out(h)
+        if self.cfg.lq_skip:
+            out = out + self.lq_skip(lq).to(out.dtype)
+        return out.to(x.dtype)
 
     def encoder_features(self, x: Tensor, timesteps: Tensor, lq: Tensor | None) -> list[Tensor]:
         """Five maps for the TAD-SR discriminator (SPEC §5.3).

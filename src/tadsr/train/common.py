@@ -48,8 +48,19 @@ def build_codec(codec_cfg: dict, device: torch.device):
     return codec.to(device).eval().requires_grad_(False)
 
 
-def warmup_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / max(1, warmup))
+def lr_lambda(warmup: int, decay_from: int = 0, total: int = 0):
+    """Learning-rate factor: linear warm-up over `warmup` steps, then constant; with
+    `decay_from` > 0, a cosine decay from that step to 0 at step `total`. A pure function of
+    the step, so a resumed run (even one given a longer `total`) follows the same curve."""
+
+    def factor(step: int) -> float:
+        f = min(1.0, (step + 1) / max(1, warmup))
+        if 0 < decay_from <= step and total > decay_from:
+            done = min(1.0, (step - decay_from) / (total - decay_from))
+            f *= 0.5 * (1 + math.cos(math.pi * done))
+        return f
+
+    return factor
 
 
 @dataclass

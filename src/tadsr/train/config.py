@@ -66,6 +66,7 @@ class DataConfig:
     degradation: str = "realesrgan"
     val_pairs: str = "data/val_pairs"
     val_count: int = 8
+    texture_candidates: int = 1  # >1: keep the most textured of K random crops
 
 
 @dataclass
@@ -73,6 +74,7 @@ class OptimConfig:
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup: int = 5000
+    decay_from: int = 0  # > 0: cosine decay of the lr from this step to 0 at run.iterations
     grad_clip: float = 1.0
     betas: tuple[float, float] = (0.9, 0.999)
 

@@ -34,10 +34,10 @@ from tadsr.train.common import (
     after_step,
     finite_or_raise,
     latents,
+    lr_lambda,
     micro_batches,
     step_generator,
     validate,
-    warmup_lambda,
 )
 from tadsr.train.config import DistillConfig
 from tadsr.train.ema import EMA
@@ -144,7 +144,9 @@ def distill(
         betas=tuple(cfg.optim.betas),
         weight_decay=cfg.optim.weight_decay,
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_lambda(cfg.optim.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(cfg.optim.warmup, cfg.optim.decay_from, cfg.run.iterations)
+    )
     d_opt = torch.optim.AdamW(
         disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
     )
@@ -166,7 +168,12 @@ def distill(
     net, dnet = ddp(student), (ddp(disc) if use_gan else disc)
 
     data = CropDataset(
-        cfg.data.root, crop_size=cfg.data.crop_size, split="train", seed=cfg.run.seed, length=10**9
+        cfg.data.root,
+        crop_size=cfg.data.crop_size,
+        split="train",
+        seed=cfg.run.seed,
+        length=10**9,
+        texture_candidates=cfg.data.texture_candidates,
     )
     degradation = build_degradation(cfg.data.degradation, scale=scale)
     log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)

@@ -23,9 +23,9 @@ from tadsr.train.common import (
     build_codec,
     finite_or_raise,
     latents,
+    lr_lambda,
     micro_batches,
     validate,
-    warmup_lambda,
 )
 from tadsr.train.config import TeacherConfig
 from tadsr.train.ema import EMA
@@ -65,7 +65,9 @@ def train_teacher(
         betas=tuple(cfg.optim.betas),
         weight_decay=cfg.optim.weight_decay,
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_lambda(cfg.optim.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(cfg.optim.warmup, cfg.optim.decay_from, cfg.run.iterations)
+    )
     scaler = torch.amp.GradScaler(enabled=cfg.run.mixed_precision == "fp16")
     ckpt = run_dir / "checkpoints" / "last.pt"
     objects = {"model": model, "ema": ema, "opt": opt, "sched": sched, "scaler": scaler}
@@ -81,7 +83,12 @@ def train_teacher(
     codec = build_codec(cfg.codec, d.device)
     process = Process(cfg.schedule)
     data = CropDataset(
-        cfg.data.root, crop_size=cfg.data.crop_size, split="train", seed=cfg.run.seed, length=10**9
+        cfg.data.root,
+        crop_size=cfg.data.crop_size,
+        split="train",
+        seed=cfg.run.seed,
+        length=10**9,
+        texture_candidates=cfg.data.texture_candidates,
     )
     degradation = build_degradation(cfg.data.degradation, scale=cfg.scale)
     log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
