@@ -38,7 +38,7 @@ from tadsr.inference.imageio import (
     read_image,
     write_image,
 )
-from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled, step_noise_generator
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
 
@@ -206,9 +206,8 @@ class Upscaler:
     def _run_tiles(self, lq: Tensor, sink) -> int:
         opts, pipe = self.options, self.pipeline
         h, w = lq.shape[-2:]
-        gen = torch.Generator()
-        seed = gen.seed() if opts.seed is None else int(opts.seed)
-        gen.manual_seed(seed)  # a teacher's per-step noise (drawn per tile) follows the seed too
+        seed = torch.Generator().seed() if opts.seed is None else int(opts.seed)
+        gen = step_noise_generator(seed)  # a teacher's per-step noise (drawn per tile)
         noise = BlockNoise(pipe.noise_shape(h, w, 1), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
