@@ -53,6 +53,11 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/model_card")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--teacher-steps",
+        default="15,4",
+        help="comma-separated step counts for the teacher (15 = full; fewer by respacing)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pairs = Path(args.pairs)
@@ -63,8 +68,10 @@ def main() -> None:
         return F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
 
     methods = [("bicubic", bicubic, 0)]
+    teacher = SRPipeline.from_pretrained(args.teacher)
+    for n in (int(v) for v in args.teacher_steps.split(",")):
+        methods.append((f"teacher ({n} steps)", _runner(teacher, args.seed, n), n))
     for label, model in (
-        ("teacher (15 steps)", args.teacher),
         ("student, regression only", args.regression),
         ("student, TAD-SR (reg + HFSD + GAN)", args.student),
     ):
@@ -103,9 +110,9 @@ def main() -> None:
     _update_registry(rows)
 
 
-def _runner(pipe: SRPipeline, seed: int):
+def _runner(pipe: SRPipeline, seed: int, steps: int | None = None):
     def fn(lq, i):
-        return pipe(lq, generator=torch.Generator().manual_seed(seed + i))
+        return pipe(lq, generator=torch.Generator().manual_seed(seed + i), steps=steps)
 
     return fn
 
