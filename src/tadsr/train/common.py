@@ -48,6 +48,20 @@ def build_codec(codec_cfg: dict, device: torch.device):
     return codec.to(device).eval().requires_grad_(False)
 
 
+def training_crops(cfg):
+    """The endless, seeded stream of HR training crops a run's config describes."""
+    from tadsr.data.datasets import CropDataset
+
+    return CropDataset(
+        cfg.data.root,
+        crop_size=cfg.data.crop_size,
+        split="train",
+        seed=cfg.run.seed,
+        length=10**9,
+        texture_candidates=cfg.data.texture_candidates,
+    )
+
+
 def lr_lambda(warmup: int, decay_from: int = 0, total: int = 0):
     """Learning-rate factor: linear warm-up over `warmup` steps, then constant; with
     `decay_from` > 0, a cosine decay from that step to 0 at step `total`. A pure function of

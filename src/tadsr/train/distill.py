@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from tadsr.data.datasets import CropDataset
 from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import predict_x0, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
@@ -37,6 +36,7 @@ from tadsr.train.common import (
     lr_lambda,
     micro_batches,
     step_generator,
+    training_crops,
     validate,
 )
 from tadsr.train.config import DistillConfig
@@ -167,14 +167,7 @@ def distill(
     )
     net, dnet = ddp(student), (ddp(disc) if use_gan else disc)
 
-    data = CropDataset(
-        cfg.data.root,
-        crop_size=cfg.data.crop_size,
-        split="train",
-        seed=cfg.run.seed,
-        length=10**9,
-        texture_candidates=cfg.data.texture_candidates,
-    )
+    data = training_crops(cfg)
     degradation = build_degradation(cfg.data.degradation, scale=scale)
     log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
     cache = None

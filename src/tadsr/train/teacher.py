@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from tadsr.data.datasets import CropDataset
 from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Process
 from tadsr.nets.unet import SwinUNet
@@ -25,6 +24,7 @@ from tadsr.train.common import (
     latents,
     lr_lambda,
     micro_batches,
+    training_crops,
     validate,
 )
 from tadsr.train.config import TeacherConfig
@@ -82,14 +82,7 @@ def train_teacher(
 
     codec = build_codec(cfg.codec, d.device)
     process = Process(cfg.schedule)
-    data = CropDataset(
-        cfg.data.root,
-        crop_size=cfg.data.crop_size,
-        split="train",
-        seed=cfg.run.seed,
-        length=10**9,
-        texture_candidates=cfg.data.texture_candidates,
-    )
+    data = training_crops(cfg)
     degradation = build_degradation(cfg.data.degradation, scale=cfg.scale)
     log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
     if start:
