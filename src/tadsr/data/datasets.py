@@ -141,18 +141,16 @@ class CropDataset(Dataset):
     def crop_params(self, index: int) -> tuple[int, int, int, bool]:
         """(photo, top, left, flip) of item ``index``."""
         rng = np.random.default_rng([self.seed, int(index)])
-        best, best_score = None, -1.0
+        candidates = []
         for _ in range(self.texture_candidates):
             j = int(min(np.searchsorted(self._cdf, rng.random(), side="right"), len(self._cdf) - 1))
             w, h = self.sizes[j]
             top = int(rng.integers(0, h - self.crop_size + 1))
             left = int(rng.integers(0, w - self.crop_size + 1))
-            if self.texture_candidates == 1:
-                best = (j, top, left)
-                break
-            score = self.texture(j, top, left)
-            if score > best_score:
-                best, best_score = (j, top, left), score
+            candidates.append((j, top, left))
+        best = candidates[0]
+        if len(candidates) > 1:  # max keeps the first of equal scores
+            best = max(candidates, key=lambda cand: self.texture(*cand))
         flip = bool(self.flip and rng.random() < 0.5)
         return (*best, flip)
 
