@@ -98,6 +98,7 @@ class RunConfig:
     val_every: int = 5000
     save_every: int = 1000
     threads: int = 0  # torch threads per process; 0 = torch default
+    init_from: str = ""  # a model file whose UNet weights start a new run (not a resume)
 
 
 @dataclass
@@ -253,6 +254,9 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _parse_value(text: str) -> Any:
+    # YAML 1.1 reads yes/no/on/off as booleans; `--set run.mixed_precision=no` means the string
+    if text.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+        return text.strip()
     return yaml.safe_load(text)
 
 

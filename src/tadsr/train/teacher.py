@@ -57,7 +57,10 @@ def train_teacher(
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     torch.manual_seed(cfg.run.seed)
-    model = SwinUNet(cfg.unet).to(d.device)
+    model = SwinUNet(cfg.unet)
+    if cfg.run.init_from and not resume:
+        init_weights(model, cfg.run.init_from)
+    model = model.to(d.device)
     ema = EMA(model, cfg.run.ema)
     opt = torch.optim.AdamW(
         model.parameters(),
@@ -164,6 +167,21 @@ def train_teacher(
     finally:
         log.close()
         distributed.teardown(d)
+
+
+def init_weights(model: SwinUNet, path: str) -> None:
+    """Start from another model file's UNet weights; its network must be the same shape."""
+    from tadsr.checkpoints.io import CheckpointError, load_model_file
+    from tadsr.models import resolve_model
+
+    _, unet, _ = load_model_file(resolve_model(path))
+    if unet is None:
+        raise CheckpointError(f"{path}: holds no UNet weights to start from")
+    try:
+        model.load_state_dict(unet.state_dict())
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: does not fit this run's UNet ({first})") from None
 
 
 def export_teacher(model, codec, cfg: TeacherConfig, out: Path, step: int) -> Path:
