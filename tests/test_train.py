@@ -257,3 +257,21 @@ def test_training_reports_bad_data_in_one_line(tmp_path, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "missing" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_from_starts_a_run_at_another_models_weights(corpus, teacher_file, tmp_path):
+    from tadsr.checkpoints.io import CheckpointError, load_model_file
+    from tadsr.nets.unet import SwinUNet
+    from tadsr.train.teacher import init_weights
+
+    # lr 0: one step leaves the weights where init_from put them
+    cfg = _teacher_cfg(corpus, **{"run.init_from": teacher_file, "run.iterations": 1,
+                                  "optim.lr": 0.0, "run.val_every": 0})  # fmt: skip
+    out = train_teacher(cfg, tmp_path / "run", device="cpu")
+    _, a, _ = load_model_file(out)
+    _, b, _ = load_model_file(teacher_file)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    other = SwinUNet(_teacher_cfg(corpus, **{"unet.model_channels": 16}).unet)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        init_weights(other, str(teacher_file))

@@ -71,6 +71,19 @@ def _pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo_val(args: argparse.Namespace) -> int:
+    from tadsr.data.photoval import make_photo_val
+
+    try:
+        entries = make_photo_val(args.out, seed=args.seed)
+    except ValueError as exc:
+        print(f"tadsr data photo-val: error: {exc}", file=sys.stderr)
+        return 1
+    mp = sum(e["width"] * e["height"] for e in entries) / 1e6
+    print(f"{args.out}: {len(entries)} whole photos, {mp:.2f} MP (hr/, lr_clean/, lr_real/)")
+    return 0
+
+
 def register(subparsers) -> None:
     """Add ``data photos`` and ``data pairs``."""
     p = subparsers.add_parser("data", help="training data: photo corpus, evaluation pairs")
@@ -101,7 +114,9 @@ def register(subparsers) -> None:
     pp.add_argument("--hr", required=True, help="corpus folder (manifest.json) or any folder")
     pp.add_argument("--out", required=True, help="output folder (gets hr/ and lr/)")
     pp.add_argument(
-        "--degradation", default="realesrgan", choices=("realesrgan", "bicubic", "face")
+        "--degradation",
+        default="realesrgan",
+        choices=("realesrgan", "realesrgan_mild", "bicubic", "face", "mixed"),
     )
     pp.add_argument("--seed", type=int, default=0)
     pp.add_argument("--size", type=int, default=256, help="HR crop size (LR is size/scale)")
@@ -110,3 +125,14 @@ def register(subparsers) -> None:
     pp.add_argument("--scale", type=int, default=4)
     pp.add_argument("--no-progress", action="store_true")
     pp.set_defaults(func=_pairs)
+
+    pv = sub.add_parser(
+        "photo-val",
+        help="write the validation set of whole photos (clean and realistic LR)",
+        description="Whole photos shipped by scikit-image, scikit-learn and matplotlib (none in "
+        "the training corpus) -> OUT/hr, OUT/lr_clean (MATLAB bicubic /4) and OUT/lr_real "
+        "(seeded mild Real-ESRGAN degradation); byte-identical for the same seed.",
+    )
+    pv.add_argument("--out", default="data/photo_val", help="output folder")
+    pv.add_argument("--seed", type=int, default=0)
+    pv.set_defaults(func=_photo_val)

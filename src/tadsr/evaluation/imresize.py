@@ -64,4 +64,5 @@ def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarra
     mw = resize_matrix(w, out_w, float(scale), antialias)
     if arr.ndim == 2:
         return mh @ arr @ mw.T
-    return np.einsum("oh,hwc,pw->opc", mh, arr, mw)
+    rows = (mh @ arr.reshape(h, -1)).reshape(out_h, w, -1)  # (out_h, w, c)
+    return mw @ rows  # (out_w, w) @ (out_h, w, c) -> (out_h, out_w, c)

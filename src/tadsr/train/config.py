@@ -257,7 +257,13 @@ def _parse_value(text: str) -> Any:
     # YAML 1.1 reads yes/no/on/off as booleans; `--set run.mixed_precision=no` means the string
     if text.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
         return text.strip()
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:

@@ -1,0 +1,146 @@
+"""Score SR methods on the whole-photo validation set (``tadsr data photo-val``), both LR kinds.
+
+For each method and LR kind (clean = MATLAB bicubic /4, real = mild Real-ESRGAN) the SR images
+go to OUT/<kind>/<method>/, scored with PSNR-Y / SSIM-Y (4-px crop), NIQE and BRISQUE; time is
+CPU seconds per output megapixel of the model call (loading excluded). Side-by-side grids
+(bicubic | methods... | original) of every whole photo go to OUT/grids/<kind>/.
+
+    python benchmarks/photo_val.py --method student=tadsr-small \
+        --method teacher4=tadsr-small-teacher@4
+    python benchmarks/photo_val.py --method a=runs/x/model.safetensors@1 \
+        --reference realesrgan-x4plus
+
+A method is LABEL=MODEL[@STEPS] (MODEL: a bundled name or a file) or LABEL=DIR:PATH, a folder
+holding <kind>/<stem>.png outputs made elsewhere. ``--reference`` runs
+benchmarks/reference_sr.py (Real-ESRGAN x4plus, DAT-light x4) and caches its outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tadsr.evaluation.runner import compute_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("clean", "real")
+METRICS = ["psnr", "ssim", "niqe", "brisque"]
+
+
+def bicubic(img: Image.Image) -> Image.Image:
+    return img.resize((img.width * 4, img.height * 4), Image.BICUBIC)
+
+
+def model_method(spec: str, threads: int):
+    from tadsr.inference.upscaler import Upscaler
+
+    model, _, steps = spec.partition("@")
+    up = Upscaler.from_pretrained(model, steps=int(steps) if steps else None, seed=0, tile=0)
+    return lambda img: up(img)
+
+
+def run(fn, lr_dir: Path, out_dir: Path) -> float:
+    """Upscale every LR image; returns seconds per output MP."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds, mp = 0.0, 0.0
+    for p in sorted(lr_dir.glob("*.png")):
+        with Image.open(p) as im:
+            img = im.convert("RGB")
+        t0 = time.perf_counter()
+        sr = fn(img)
+        seconds += time.perf_counter() - t0
+        mp += sr.width * sr.height / 1e6
+        sr.save(out_dir / p.name)
+    return seconds / mp
+
+
+def reference(name: str, lr_dir: Path, out_dir: Path, threads: int) -> float:
+    done = out_dir / "timing.json"
+    if not done.is_file():
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "reference_sr.py"), "--model", name]
+        cmd += ["--input", str(lr_dir), "--out", str(out_dir), "--threads", str(threads)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"{name}: {res.stderr.strip() or res.stdout.strip()}")
+        last = json.loads(res.stdout.strip().splitlines()[-1])
+        done.write_text(json.dumps(last))
+    return float(json.loads(done.read_text())["seconds_per_output_mp"])
+
+
+def grid(columns: list[tuple[str, Path]], name: str, out: Path, max_width: int = 1800) -> None:
+    """One whole photo side by side in every column, scaled to fit ``max_width``."""
+    from PIL import ImageDraw
+
+    ims = [Image.open(d / name).convert("RGB") for _, d in columns]
+    w, h = ims[0].size
+    f = min(1.0, max_width / (w * len(ims)))
+    tw, th = int(w * f), int(h * f)
+    sheet = Image.new("RGB", (tw * len(ims), th + 16), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, ((label, _), im) in enumerate(zip(columns, ims)):
+        sheet.paste(im.resize((tw, th), Image.LANCZOS), (i * tw, 16))
+        draw.text((i * tw + 4, 2), label, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--val", default="data/photo_val")
+    ap.add_argument("--out", default="outputs/photo_val")
+    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS]")
+    ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
+    ap.add_argument("--kinds", default="clean,real")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--no-grids", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    val, out = Path(args.val), Path(args.out)
+    if not (val / "hr").is_dir():
+        raise SystemExit(f"{val}: no validation set; run `tadsr data photo-val --out {val}`")
+    rows = []
+    for kind in args.kinds.split(","):
+        lr_dir = val / f"lr_{kind}"
+        columns = [("bicubic", out / kind / "bicubic")]
+        timing = {"bicubic": run(bicubic, lr_dir, columns[0][1])}
+        for ref in args.reference:
+            d = out / kind / ref
+            timing[ref] = reference(ref, lr_dir, d, args.threads)
+            columns.append((ref, d))
+        for spec in args.method:
+            label, _, model = spec.partition("=")
+            d = out / kind / label
+            timing[label] = run(model_method(model, args.threads), lr_dir, d)
+            columns.append((label, d))
+        for label, d in columns:
+            m = compute_metrics(d, val / "hr", METRICS)
+            row = {"kind": kind, "method": label, "s_per_mp": timing[label], **m["mean"]}
+            row["per_image_psnr"] = {k: round(v["psnr"], 2) for k, v in m["per_image"].items()}
+            rows.append(row)
+            print(
+                f"{kind:5s} {label:28s} PSNR-Y {row['psnr']:6.2f}  SSIM-Y {row['ssim']:.4f}  "
+                f"NIQE {row['niqe']:5.2f}  BRISQUE {row['brisque']:5.1f}  "
+                f"{row['s_per_mp']:6.2f} s/MP",
+                flush=True,
+            )
+        if not args.no_grids:
+            cols = columns + [("original", val / "hr")]
+            for p in sorted((val / "hr").glob("*.png")):
+                grid(cols, p.name, out / "grids" / kind / p.name)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "val": str(val)}, indent=1) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

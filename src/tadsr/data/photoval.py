@@ -1,0 +1,179 @@
+"""A validation set of whole photographs that the training corpus never sees.
+
+The photos come from Python packages that ship them (scikit-image, scikit-learn, matplotlib;
+none is a Debian wallpaper): faces and people, an animal, objects, architecture, a vehicle,
+foliage. Each whole photo (cropped to a multiple of the scale) gets two LR versions:
+
+- ``lr_clean``: MATLAB-style bicubic /scale (the classic benchmark input);
+- ``lr_real``: the seeded "mild" second-order Real-ESRGAN degradation (light blur, noise and
+  JPEG, no sinc), what a phone photo or a web JPEG looks like.
+
+The layout is ``OUT/hr``, ``OUT/lr_clean``, ``OUT/lr_real`` with the same file names, plus
+``photos.json`` (source, licence, size, seed). A rerun with the same seed writes
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+LR_KINDS = ("clean", "real")
+
+
+@dataclass(frozen=True)
+class ValPhoto:
+    name: str
+    package: str
+    loader: Callable[[], np.ndarray]
+    content: str
+    licence: str
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        img = getattr(skimage.data, name)()
+        return img[0] if isinstance(img, tuple) else img  # stereo_motorcycle: (left, right, disp)
+
+    return load
+
+
+def _sklearn(index: int) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_images
+
+        return load_sample_images().images[index]
+
+    return load
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f, Image.open(f) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+PHOTOS: tuple[ValPhoto, ...] = (
+    ValPhoto(
+        "astronaut", "scikit-image", _skimage("astronaut"), "person, face", "public domain (NASA)"
+    ),
+    ValPhoto(
+        "grace_hopper", "matplotlib", _grace_hopper, "face, uniform", "public domain (US Navy)"
+    ),
+    ValPhoto("camera", "scikit-image", _skimage("camera"), "person, grey", "CC0 / public domain"),
+    ValPhoto(
+        "chelsea",
+        "scikit-image",
+        _skimage("chelsea"),
+        "animal (cat fur)",
+        "CC0 (Stefan van der Walt)",
+    ),
+    ValPhoto("coffee", "scikit-image", _skimage("coffee"), "object, food", "CC0 (Rachel Michetti)"),
+    ValPhoto(
+        "rocket",
+        "scikit-image",
+        _skimage("rocket"),
+        "machine, lettering, sky",
+        "public domain (SpaceX)",
+    ),
+    ValPhoto(
+        "motorcycle",
+        "scikit-image",
+        _skimage("stereo_motorcycle"),
+        "vehicle, busy scene",
+        "Middlebury stereo 2014 (research use)",
+    ),
+    ValPhoto(
+        "china", "scikit-learn", _sklearn(0), "architecture, foliage", "CC-BY (Flickr, see sklearn)"
+    ),
+    ValPhoto(
+        "flower", "scikit-learn", _sklearn(1), "flower, foliage", "CC-BY (Flickr, see sklearn)"
+    ),
+)
+
+
+def _rgb(arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr.astype(np.uint8))
+
+
+def clean_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-style antialiased bicubic /scale, rounded to 8 bits."""
+    from tadsr.evaluation.imresize import imresize
+
+    return np.clip(np.round(imresize(hr.astype(np.float64), 1.0 / scale)), 0, 255).astype(np.uint8)
+
+
+def real_lr(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
+    """The seeded mild Real-ESRGAN degradation of one whole photo."""
+    from tadsr.data.degradation import build_degradation
+
+    deg = build_degradation("realesrgan_mild", scale=scale)
+    key = np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)[0]
+    g = torch.Generator().manual_seed(int(key))
+    x = torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255.0
+    lr = deg(x, g)[0]
+    return (lr * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _save(arr: np.ndarray, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(arr, "RGB").save(tmp, format="PNG", compress_level=6)
+    tmp.replace(path)
+
+
+def make_photo_val(
+    out_dir: str | Path, seed: int = 0, scale: int = 4, names: Sequence[str] | None = None
+) -> list[dict]:
+    """Write the set (``names``: only these photos); returns the ``photos.json`` entries.
+    Photos whose package is not installed are listed under "skipped" there
+    (``pip install scikit-image scikit-learn matplotlib``)."""
+    out = Path(out_dir)
+    for sub in ("hr", "lr_clean", "lr_real"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    entries, skipped = [], []
+    for p in PHOTOS:
+        if names is not None and p.name not in names:
+            continue
+        try:
+            arr = _rgb(p.loader())
+        except (ImportError, AttributeError, OSError, ValueError) as exc:
+            skipped.append(f"{p.name}: {p.package} not available ({exc})")
+            continue
+        h, w = (arr.shape[0] // scale) * scale, (arr.shape[1] // scale) * scale
+        hr = arr[:h, :w]
+        fname = f"{p.name}.png"
+        _save(hr, out / "hr" / fname)
+        _save(clean_lr(hr, scale), out / "lr_clean" / fname)
+        _save(real_lr(hr, scale, seed, p.name), out / "lr_real" / fname)
+        entries.append(
+            {
+                "file": fname,
+                "package": p.package,
+                "content": p.content,
+                "licence": p.licence,
+                "width": w,
+                "height": h,
+            }
+        )
+    if not entries:
+        raise ValueError(
+            "no validation photo available: pip install scikit-image scikit-learn matplotlib"
+        )
+    info = {"seed": seed, "scale": scale, "photos": entries, "skipped": skipped}
+    (out / "photos.json").write_text(json.dumps(info, indent=1) + "\n")
+    return entries
