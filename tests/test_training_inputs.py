@@ -18,7 +18,8 @@ from tadsr.evaluation.imresize import imresize
 def crops(photo) -> torch.Tensor:
     """Sixteen 64-px crops of a real photograph, in [0, 1]."""
     x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255
-    return torch.stack([x[:, 64 * (i // 4) + 96 : 64 * (i // 4) + 160, 64 * (i % 4) + 128 :][:, :, :64] for i in range(16)])  # fmt: skip
+    tops, lefts = [96 + 64 * (i // 4) for i in range(16)], [128 + 64 * (i % 4) for i in range(16)]
+    return torch.stack([x[:, t : t + 64, s : s + 64] for t, s in zip(tops, lefts)])
 
 
 def _gen(seed: int) -> torch.Generator:
