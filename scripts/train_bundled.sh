@@ -1,32 +1,66 @@
 #!/usr/bin/env bash
-# Rebuild the bundled models from nothing, on a CPU: corpus, evaluation pairs, teacher,
-# TAD-SR student and the regression-only ablation, then copy them into the package and
+# Rebuild the bundled models from nothing: corpus, teacher, the TAD-SR student and its two
+# ablations (regression only; no GAN), then copy teacher and student into the package and
 # measure the model card. Every step resumes where it stopped if the script is rerun.
-#   bash scripts/train_bundled.sh            (about 2 h on 2 CPU cores)
+#
+#   bash scripts/train_bundled.sh                    # CPU: about 2 h on 2 cores
+#   bash scripts/train_bundled.sh --device cuda      # one GPU: a few minutes
+#   bash scripts/train_bundled.sh --config tiny --data DIR --out DIR --no-bundle   # CI smoke run
+#
+# --config   teacher and distillation preset (small = the bundled models; tiny = tests)
+# --data     a folder of photos to train on instead of the Debian corpus (data/photos)
+# --out      where the run folders go (default runs/)
+# --no-bundle  train only: do not copy into the package or measure the model card
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE TADSR_PROGRESS=1
-
-tadsr data photos --out data/photos
-[ -d data/val_pairs/lr ] || tadsr data pairs --hr data/photos --split val --out data/val_pairs \
-    --degradation realesrgan --seed 0 --size 256
+DEVICE=auto CONFIG=small DATA="" OUT=runs BUNDLE=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --device) DEVICE=$2; shift 2 ;;
+        --config) CONFIG=$2; shift 2 ;;
+        --data) DATA=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --no-bundle) BUNDLE=0; shift ;;
+        *) echo "train_bundled.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+export OMP_WAIT_POLICY=PASSIVE TADSR_PROGRESS=${TADSR_PROGRESS:-1}
+if [ -z "$DATA" ]; then
+    tadsr data photos --out data/photos
+    DATA=data/photos
+fi
+COMMON=(--device "$DEVICE" --resume --set "data.root=$DATA" --set data.val_count=0)
+if [ "$DEVICE" = cpu ] || { [ "$DEVICE" = auto ] && ! python -c "import torch,sys; sys.exit(not torch.cuda.is_available())"; }; then
+    COMMON+=(--set run.threads=1)  # one run per core, runs side by side
+fi
 
 # 1. the teacher: ResShift, 15 steps, pixel-unshuffle f4 latent
-[ -f runs/teacher-small/model.safetensors ] || \
-    tadsr train teacher --config small --out runs/teacher-small --resume
-T=runs/teacher-small/model.safetensors
+T=$OUT/teacher/model.safetensors
+[ -f "$T" ] || tadsr train teacher --config "$CONFIG" --out "$OUT/teacher" "${COMMON[@]}"
 
-# 2. the TAD-SR student (all three losses) and the regression-only baseline, in parallel,
-#    one core each; the baseline reuses the full run's cached teacher targets.
-[ -f runs/student-small/model.safetensors ] || \
-    tadsr train distill --config small --teacher "$T" --out runs/student-small --resume &
+# 2. the TAD-SR student (all three losses) first builds the cache of teacher targets; the
+#    ablations (regression only; regression + HFSD) reuse it and run beside it.
+distill() {  # OUT_NAME [--losses L]
+    local name=$1; shift
+    [ -f "$OUT/$name/model.safetensors" ] || tadsr train distill --config "$CONFIG" \
+        --teacher "$T" --out "$OUT/$name" "${COMMON[@]}" "$@"
+}
+distill student &
 FULL=$!
-while [ ! -f runs/student-small/teacher_cache.pt ] && kill -0 $FULL 2>/dev/null; do sleep 10; done
-[ -f runs/student-small-reg/model.safetensors ] || \
-    tadsr train distill --config small --teacher "$T" --losses reg --out runs/student-small-reg \
-        --set teacher_cache_file=runs/student-small/teacher_cache.pt --resume
+CACHE=$OUT/student/teacher_cache.pt
+while [ ! -f "$CACHE" ] && kill -0 $FULL 2>/dev/null; do sleep 2; done
+[ -f "$CACHE" ] || { wait $FULL; [ -f "$CACHE" ] || CACHE=""; }
+SHARE=()
+[ -n "$CACHE" ] && SHARE=(--set "teacher_cache_file=$CACHE")
+distill student-reg --losses reg "${SHARE[@]}"
+distill student-nogan --losses reg,hfsd "${SHARE[@]}"
 wait $FULL
 
 # 3. bundle and measure
-python scripts/bundle_models.py --teacher "$T" --student runs/student-small/model.safetensors
-python benchmarks/model_card.py --regression runs/student-small-reg/model.safetensors
+if [ "$BUNDLE" = 1 ]; then
+    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student/model.safetensors"
+    [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
+    python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
+        --no-gan "$OUT/student-nogan/model.safetensors"
+fi
+echo "trained: $T $OUT/student/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors"

@@ -96,3 +96,14 @@ def test_set_keeps_yaml_words_as_strings():
     cfg = resolve("teacher", "tiny", ["run.mixed_precision=no", "optim.lr=2e-4"])
     assert cfg.run.mixed_precision == "no"
     assert cfg.optim.lr == pytest.approx(2e-4)
+
+
+def test_mixed_precision_auto_follows_the_hardware():
+    from tadsr.utils.device import DeviceError, autocast_dtype, cpu_has_fast_bf16
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert autocast_dtype("no", cpu) is None
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(DeviceError, match="mixed precision"):
+        autocast_dtype("fp8", cpu)

@@ -290,8 +290,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
         metrics = e.get("metrics") or {}
         if metrics:
-            shown = ", ".join(
-                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+            print(f"  measured on {e.get('measured_on', 'the validation pairs')}:")
+            groups = (
+                metrics if all(isinstance(v, dict) for v in metrics.values()) else {"": metrics}
             )
-            print(f"  measured on {e.get('measured_on', 'the validation pairs')}: {shown}")
+            for group, values in groups.items():
+                shown = ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in values.items()
+                )
+                print(f"    {group + ': ' if group else ''}{shown}")
     return 0

@@ -192,7 +192,7 @@ def validate(
     from tadsr.inference.pipeline import SRPipeline
 
     val_dir = Path(data.val_pairs)
-    if not (val_dir / "lr").is_dir():
+    if data.val_count <= 0 or not (val_dir / "lr").is_dir():
         return {}
     pipeline = SRPipeline(
         net, codec, process, scale=scale, kind=kind, device=next(net.parameters()).device

@@ -91,7 +91,7 @@ class RunConfig:
     iterations: int = 300_000
     batch_size: int = 64  # global, over all processes and accumulation steps
     grad_accum: int = 1
-    mixed_precision: str = "no"  # no | bf16 | fp16
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the hardware has it)
     ema: float = 0.999
     seed: int = 0
     log_every: int = 10

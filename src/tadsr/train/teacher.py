@@ -33,10 +33,10 @@ from tadsr.train.state import load_state
 
 
 def autocast_for(mode: str, device: torch.device):
-    if mode == "no":
-        return contextlib.nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
-    return torch.autocast(device.type, dtype=dtype)
+    from tadsr.utils.device import autocast_dtype
+
+    dtype = autocast_dtype(mode, device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def train_teacher(

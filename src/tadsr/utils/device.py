@@ -60,6 +60,30 @@ def pick_device(name: str | torch.device = "auto", *, rank: int | None = None) -
     return torch.device(kind)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX), read at run time."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training `mixed_precision` setting: "no" | "bf16" | "fp16" |
+    "auto" (bf16 on CUDA cards that support it and on CPUs with native bf16, else none)."""
+    if mode == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
+    if mode == "no":
+        return None
+    if mode not in ("bf16", "fp16"):
+        raise DeviceError(f"mixed precision must be no, bf16, fp16 or auto, got {mode!r}")
+    return DTYPES[mode]
+
+
 def pick_dtype(name: str | torch.dtype = "fp32") -> torch.dtype:
     """Map "fp32" | "bf16" | "fp16" (or a torch.dtype) to a torch.dtype."""
     if isinstance(name, torch.dtype):
