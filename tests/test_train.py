@@ -154,7 +154,7 @@ def test_distill_all_losses_and_resume(corpus, teacher_file, tmp_path):
     rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
     header = rows[0]
     last = dict(zip(header, rows[-1]))
-    for k in ("reg", "hfsd", "g", "d"):
+    for k in ("reg", "hfsd", "g", "d", "d_real", "d_fake"):
         assert float(last[k]) != 0.0, k  # every loss really ran
     # the teacher stayed frozen: its file is untouched and the student moved away from it
     from tadsr.checkpoints.io import load_model_file
@@ -227,6 +227,30 @@ def test_discriminator_heads_only_learn(teacher_file):
     loss.backward()
     assert all(p.grad is None for p in net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in disc.parameters())
+
+
+def test_discriminator_logits_separate_on_an_easy_pair(teacher_file):
+    """The logged mean real / fake logits move apart when fake is easy to tell (t_d = 0,
+    fake = a flat latent): what the training log's d_real / d_fake columns show."""
+    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.nets.discriminator import TimeAwareDiscriminator
+    from tadsr.nets.unet import feature_channels
+    from tadsr.train.distill import _disc_step
+
+    pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
+    pipe.net.requires_grad_(False)
+    torch.manual_seed(0)
+    disc = TimeAwareDiscriminator(feature_channels(pipe.net.cfg))
+    opt = torch.optim.AdamW(disc.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 48, 16, 16, generator=g) * 2 - 1
+    y, lq = x0.clone(), torch.zeros(4, 3, 16, 16)
+    t, n = torch.zeros(4, dtype=torch.long), torch.randn(x0.shape, generator=g)
+    gaps = []
+    for _ in range(15):
+        _, real, fake = _disc_step(pipe, pipe.process, disc, opt, x0, x0 * 0, y, lq, t, n)
+        gaps.append(real - fake)
+    assert abs(gaps[0]) < 0.05 and gaps[-1] > 0.3
 
 
 def test_distill_torchrun_two_processes(corpus, teacher_file, tmp_path):

@@ -179,7 +179,7 @@ def distill(
     step = start
     try:
         while step < cfg.run.iterations:
-            stats = {"reg": 0.0, "hfsd": 0.0, "g": 0.0, "d": 0.0}
+            stats = {"reg": 0.0, "hfsd": 0.0, "g": 0.0, "d": 0.0, "d_real": 0.0, "d_fake": 0.0}
             for m, (hr, lq, eps, z_teacher, g) in enumerate(
                 _batches(cache, data, degradation, teacher, cfg, step, per, accum, d)
             ):
@@ -193,10 +193,12 @@ def distill(
                     if use_gan:  # discriminator first, on this micro-batch
                         t_d = torch.randint(0, T1, (y.shape[0],), generator=g).to(y.device)
                         n_d = torch.randn(y.shape, generator=g).to(y.device)
-                        ld = _disc_step(
+                        ld, real, fake = _disc_step(
                             teacher, process, dnet, d_opt, x0_gt, x0_hat.detach(), y, lq, t_d, n_d
                         )
                         stats["d"] += ld / accum
+                        stats["d_real"] += real / accum
+                        stats["d_fake"] += fake / accum
                     loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, z_teacher))
                     stats["reg"] += l_reg.item() / accum
                     if cfg.w_hfsd > 0:
@@ -289,18 +291,22 @@ def _batches(cache, data, degradation, teacher, cfg, step, per, accum, d):
         yield mb.hr, mb.lq, eps, zt, mb.generator
 
 
-def _disc_step(teacher, process, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d) -> float:
-    """One hinge update of the discriminator heads on real = q(x0_gt), fake = q(x0_hat)."""
+def _disc_step(teacher, process, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d):
+    """One hinge update of the discriminator heads on real = q(x0_gt), fake = q(x0_hat).
+    Returns (loss, mean real logit, mean fake logit) before the update: the logged logits
+    show whether the discriminator tells the two apart."""
     with torch.no_grad():
         real = process.q_sample(x0_gt, y, t_d, n_d)
         fake = process.q_sample(x0_fake, y, t_d, n_d)
         f_real = teacher.net.encoder_features(process.scale_input(real, t_d), t_d, lq)
         f_fake = teacher.net.encoder_features(process.scale_input(fake, t_d), t_d, lq)
     d_opt.zero_grad(set_to_none=True)
-    loss = d_hinge_loss(dnet(f_real, t_d), dnet(f_fake, t_d))
+    real, fake = dnet(f_real, t_d), dnet(f_fake, t_d)
+    loss = d_hinge_loss(real, fake)
     loss.backward()
     d_opt.step()
-    return loss.item()
+    mean = lambda logits: float(torch.cat([x.detach().flatten() for x in logits]).mean())  # noqa: E731
+    return loss.item(), mean(real), mean(fake)
 
 
 def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> Path:
