@@ -107,3 +107,42 @@ def test_mixed_precision_auto_follows_the_hardware():
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(DeviceError, match="mixed precision"):
         autocast_dtype("fp8", cpu)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "run.iterations=abc"], "'iterations' must be a whole number, got 'abc'"),
+        (["--set", "run=5"], "'run' is a group of settings"),
+        (["--set", "run.iterations=0"], "run.iterations must be at least 1"),
+        (["--set", "run.iterations=-5"], "run.iterations must be at least 1"),
+        (["--set", "optim.lr=fast"], "'lr' must be a number"),
+        (["--device", "cuda:1"] if not torch.cuda.is_available() else ["--set", "run.ema=2"], ""),
+    ],
+)
+def test_bad_training_settings_are_one_line_usage_errors(tmp_path, capsys, args, message):
+    from tadsr.cli import main
+
+    assert main(["train", "teacher", "--config", "tiny", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lr: [\n", "not valid YAML at line 2"),
+        ("- a\n- b\n", "must be a mapping of settings, not a list"),
+        ("optim:\n  lr: 0.1\n", "say which preset it changes"),
+        ("preset: tiny\noptim:\n  lr: fast\n", "'lr' must be a number"),
+    ],
+)
+def test_bad_yaml_configs_name_the_file_and_problem(tmp_path, capsys, text, message):
+    from tadsr.cli import main
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    assert main(["train", "teacher", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err

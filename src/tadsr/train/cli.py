@@ -84,6 +84,9 @@ def _resolve(kind: str, args) -> object:
                 raise UsageError(f"--losses: unknown {sorted(bad)}; use reg, hfsd, gan")
             sets += [f"w_{name}=0" for name in ("reg", "hfsd", "gan") if name not in chosen]
     try:
+        from tadsr.utils.device import pick_device
+
+        pick_device(args.device)
         return resolve(kind, args.config, sets)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

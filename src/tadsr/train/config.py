@@ -238,13 +238,29 @@ def from_dict(cls: type, d: dict) -> Any:
     hints = _field_types(cls)
     for k, v in d.items():
         t = hints[k]
-        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+        if dataclasses.is_dataclass(t):
+            if not isinstance(v, dict):
+                raise ValueError(f"{k!r} is a group of settings, not a value (got {v!r})")
             kwargs[k] = from_dict(t, v)
         elif isinstance(v, list) and k not in ("codec",):
             kwargs[k] = tuple(v)
         else:
-            kwargs[k] = v
+            kwargs[k] = _checked(cls, k, t, v)
     return cls(**kwargs)
+
+
+def _checked(cls: type, name: str, hint: Any, value: Any) -> Any:
+    """``value`` if it has the setting's plain type (int, float, str, bool); ints pass as
+    floats. Anything else is a one-line ValueError naming the setting."""
+    want = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+    if hint not in want:
+        return value
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ValueError(f"{cls.__name__} setting {name!r} must be {want[hint]}, got {value!r}")
+    return value
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -275,6 +291,9 @@ def _set_path(d: dict, dotted: str, value: Any) -> None:
         cur = cur[k]
     if keys[-1] not in cur:
         raise ValueError(f"--set {dotted}: unknown setting {keys[-1]!r}")
+    if isinstance(cur[keys[-1]], dict) and not isinstance(value, dict) and keys[-1] != "codec":
+        some = ", ".join(f"{dotted}.{k}" for k in list(cur[keys[-1]])[:2])
+        raise ValueError(f"--set {dotted}: {dotted!r} is a group of settings; set one, e.g. {some}")
     cur[keys[-1]] = value
 
 
@@ -298,8 +317,20 @@ def resolve(kind: str, name_or_yaml: str, sets: list[str] | None = None) -> Any:
         path = Path(name_or_yaml)
         if not path.is_file():
             raise ValueError(f"{path}: no such config file")
-        over = yaml.safe_load(path.read_text()) or {}
-        name = over.pop("preset", "sr")
+        try:
+            over = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise ValueError(f"{path}: not valid YAML{at}") from None
+        if not isinstance(over, dict):
+            raise ValueError(f"{path}: must be a mapping of settings, not a {type(over).__name__}")
+        if "preset" not in over:
+            raise ValueError(
+                f"{path}: say which preset it changes, e.g. 'preset: small' "
+                f"(one of {', '.join(sorted(presets))})"
+            )
+        name = over.pop("preset")
     if name not in presets:
         raise ValueError(f"unknown {kind} preset {name!r}; choose from {sorted(presets)}")
     d = to_dict(presets[name]())
@@ -309,7 +340,21 @@ def resolve(kind: str, name_or_yaml: str, sets: list[str] | None = None) -> Any:
             raise ValueError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         _set_path(d, key.strip(), _parse_value(value))
-    return from_dict(cls, d)
+    cfg = from_dict(cls, d)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: Any) -> None:
+    """Settings that parse but cannot train: a one-line ValueError naming the setting."""
+    run = cfg.run
+    for name in ("iterations", "batch_size", "grad_accum"):
+        if getattr(run, name) < 1:
+            raise ValueError(f"run.{name} must be at least 1, got {getattr(run, name)}")
+    if cfg.data.crop_size < 1 or cfg.optim.lr < 0:
+        raise ValueError("data.crop_size must be positive and optim.lr not negative")
+    if not 0 <= run.ema < 1:
+        raise ValueError(f"run.ema must be in [0, 1), got {run.ema}")
 
 
 def dump(cfg: Any) -> str:

@@ -50,7 +50,7 @@ def pick_device(name: str | torch.device = "auto", *, rank: int | None = None) -
         raise DeviceError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("device 'cuda' requested but CUDA is not available")
+            raise DeviceError(f"device {name!r} requested but CUDA is not available")
         if ":" in name:
             return torch.device(name)
         rank = local_rank() if rank is None else rank
