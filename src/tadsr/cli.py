@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tadsr",
         description="One-step diffusion super-resolution (TAD-SR) and its ResShift teacher.",
     )
+    from tadsr import __version__
+
+    parser.add_argument("--version", action="version", version=f"tadsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -39,12 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    # Ctrl-C can come while the sub-commands import torch (seconds): end quietly there too.
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"tadsr {args.command}: error: {exc}", file=sys.stderr)
@@ -52,7 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tadsr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`tadsr info F | head -1`): stop quietly, and
+        # point stdout at /dev/null so that the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process killed by it
+
+
+def entry() -> None:
+    """The console script. After Ctrl-C, leave at once: an import that torch was in the
+    middle of can leave state whose clean-up at interpreter exit re-raises the signal."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -37,19 +37,22 @@ def _photos(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         print(f"tadsr data photos: error: {exc}", file=sys.stderr)
         return 1
-    print(f"{report.out_dir}: {report.summary()}")
     for src, why in report.dropped:
         print(f"  dropped {src}: {why}")
+    if not report.photos:
+        print(f"tadsr data photos: error: no usable photo in {report.out_dir}", file=sys.stderr)
+        return 1
+    print(f"{report.out_dir}: {report.summary()}")
     return 0
 
 
 def _pairs(args: argparse.Namespace) -> int:
     from tadsr.data.pairs import make_eval_pairs
 
-    if args.size <= 0 or args.count_per_image <= 0:
+    if args.size <= 0 or args.count_per_image <= 0 or args.scale <= 0:
         from tadsr.cli import UsageError
 
-        raise UsageError("--size and --count-per-image must be positive")
+        raise UsageError("--size, --count-per-image and --scale must be positive")
     try:
         report = make_eval_pairs(
             args.hr,
@@ -65,9 +68,12 @@ def _pairs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tadsr data pairs: error: {exc}", file=sys.stderr)
         return 1
-    print(f"{report.out_dir}: {report.count} pairs (hr/, lr/)")
     for s in report.skipped:
         print(f"  skipped {s}")
+    if report.count == 0:
+        print(f"tadsr data pairs: error: no pairs written to {report.out_dir}", file=sys.stderr)
+        return 1
+    print(f"{report.out_dir}: {report.count} pairs (hr/, lr/)")
     return 0
 
 
