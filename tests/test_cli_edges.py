@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
+
 import tadsr
 
 BUNDLED = Path(tadsr.__file__).parent / "models" / "tadsr-small.safetensors"
@@ -52,3 +54,57 @@ def test_data_commands_that_make_nothing_fail(tmp_path, capsys):
     assert main([*args, "--scale", "0"]) == 2
     assert main([*args, "--size", "100000", "--no-progress"]) == 1
     assert "no pairs written" in capsys.readouterr().err
+
+
+def _run(args: list[str]) -> int:
+    """`tadsr ARGS` in this process; its exit status."""
+    from tadsr.cli import main
+
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def _pickle_file(path: Path) -> Path:
+    import pickle
+
+    path.write_bytes(pickle.dumps({"a": Exception("not a tensor")}, protocol=4))
+    return path
+
+
+def test_bad_checkpoint_files_get_one_line(tmp_path, capsys):
+
+    rand = tmp_path / "rand.safetensors"
+    rand.write_bytes(bytes(range(256)) * 8)
+    pick = _pickle_file(tmp_path / "pickled.safetensors")
+    for args, code in [
+        (["info", str(pick)], 1),
+        (["train", "export", str(rand), "-o", str(tmp_path / "o.safetensors")], 1),
+        (["train", "export", str(pick), "-o", str(tmp_path / "o.safetensors")], 1),
+    ]:
+        assert _run(args) == code, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and args[-1 if args[0] == "info" else 2] in err, err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_resume_names_a_truncated_checkpoint_and_differing_settings(tmp_path, capsys):
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / "a.png")
+    run = tmp_path / "run"
+    base = ["train", "teacher", "--out", str(run), "--device", "cpu",
+            "--set", f"data.root={photos}", "--set", "run.threads=1"]  # fmt: skip
+    assert _run([*base, "--config", "tiny", "--set", "run.iterations=1"]) == 0
+    capsys.readouterr()
+    assert _run([*base, "--config", "small", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "does not fit" in err and "unet.channel_mult" in err and len(err.splitlines()) == 1
+    ckpt = run / "checkpoints" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:3000])
+    assert _run([*base, "--config", "tiny", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or truncated" in err and str(ckpt) in err

@@ -8,6 +8,7 @@ detect the architecture, infer its hyperparameters from shapes, load strictly, r
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,8 +94,13 @@ def _read_raw(path: Path) -> Any:
             )
         desc = "a text file" if what == "text" else what
         raise CheckpointError(f"{path}: is {desc}, not a checkpoint")
+    from safetensors import SafetensorError
+
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        # an open file, not the name: torch.load reads a *.safetensors name as safetensors
+        with path.open("rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on the pickle protocol
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc):
             raise CheckpointError(
@@ -104,10 +110,27 @@ def _read_raw(path: Path) -> Any:
         raise CheckpointError(
             f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        SafetensorError,
+    ) as exc:
         raise CheckpointError(
             f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})"
         ) from None
+
+
+def read_training_state(path: Path) -> dict:
+    """A training checkpoint (``checkpoints/last.pt``) as a dict; CheckpointError, naming the
+    file, for anything that is not one (random bytes, a pickle of objects, a truncated file)."""
+    payload = _read_raw(Path(path))
+    if not isinstance(payload, dict) or not {"step", "config", "ema"} <= set(payload):
+        raise CheckpointError(f"{path}: not a tadsr training checkpoint (no step, config, ema)")
+    return payload
 
 
 def _first_line(exc: BaseException) -> str:

@@ -140,7 +140,13 @@ def cmd_export(args) -> int:
     if not path.is_file():
         print(f"tadsr train export: {path}: no such file", file=sys.stderr)
         return 1
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    from tadsr.checkpoints.official import CheckpointError, read_training_state
+
+    try:
+        payload = read_training_state(path)
+    except CheckpointError as exc:
+        print(f"tadsr train export: error: {exc}", file=sys.stderr)
+        return 1
     cfgd, step, out = payload["config"], int(payload["step"]), Path(args.output)
     if "teacher" in cfgd:  # a distillation run: the student keeps the teacher's layout
         from tadsr.train.distill import export_student, load_teacher

@@ -31,6 +31,7 @@ from tadsr.train import distributed
 from tadsr.train.common import (
     RunLog,
     after_step,
+    config_json,
     finite_or_raise,
     latents,
     lr_lambda,
@@ -159,7 +160,9 @@ def distill(
         "disc": disc,
         "disc_opt": d_opt,
     }
-    start = int(load_state(ckpt, objects)["step"]) if resume and ckpt.is_file() else 0
+    start = (
+        int(load_state(ckpt, objects, config_json(cfg))["step"]) if resume and ckpt.is_file() else 0
+    )
     ddp = (
         (lambda m: DDP(m, device_ids=[d.device.index] if d.device.type == "cuda" else None))
         if d.enabled

@@ -43,14 +43,46 @@ def save_state(
     os.replace(tmp, path)
 
 
-def load_state(path: Path, objects: dict[str, Any]) -> dict:
-    """Restore every object; returns the payload (step, config, extra)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+def load_state(path: Path, objects: dict[str, Any], config: dict | None = None) -> dict:
+    """Restore every object; returns the payload (step, config, extra). A file that is not a
+    training checkpoint, or one whose network does not fit (``config``: this run's, to name
+    the settings that differ), is a one-line ValueError naming the file."""
+    from tadsr.checkpoints.official import CheckpointError, read_training_state
+
+    try:
+        payload = read_training_state(path)
+    except CheckpointError as exc:
+        raise ValueError(f"cannot resume: {exc}") from None
     for name, obj in objects.items():
         if obj is None:
             continue
         if name not in payload:
             raise ValueError(f"{path}: checkpoint has no {name!r} state")
-        obj.load_state_dict(payload[name])
+        try:
+            obj.load_state_dict(payload[name])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            diff = _differences(payload.get("config", {}), config or {})
+            why = f"settings differ: {diff}" if diff else str(exc).strip().splitlines()[0]
+            raise ValueError(
+                f"cannot resume from {path}: its {name} does not fit ({why})"
+            ) from None
     set_rng_state(payload["rng"])
     return payload
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> str:
+    """The dotted settings whose values differ between two config dicts, network first."""
+    found = _diff_list(a, b, prefix)
+    found.sort(key=lambda item: not item.startswith("unet."))
+    more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+    return "; ".join(found[:4]) + more
+
+
+def _diff_list(a: dict, b: dict, prefix: str) -> list[str]:
+    out = []
+    for k in sorted(set(a) & set(b)):
+        if isinstance(a[k], dict) and isinstance(b[k], dict):
+            out += _diff_list(a[k], b[k], f"{prefix}{k}.")
+        elif a[k] != b[k] and not (isinstance(a[k], list | tuple) and list(a[k]) == list(b[k])):
+            out.append(f"{prefix}{k} {a[k]!r} there, {b[k]!r} here")
+    return out

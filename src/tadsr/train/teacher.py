@@ -20,6 +20,7 @@ from tadsr.train.common import (
     RunLog,
     after_step,
     build_codec,
+    config_json,
     finite_or_raise,
     latents,
     lr_lambda,
@@ -76,7 +77,7 @@ def train_teacher(
     objects = {"model": model, "ema": ema, "opt": opt, "sched": sched, "scaler": scaler}
     start = 0
     if resume and ckpt.is_file():
-        start = int(load_state(ckpt, objects)["step"])
+        start = int(load_state(ckpt, objects, config_json(cfg))["step"])
     net = (
         DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
         if d.enabled
