@@ -115,3 +115,32 @@ def test_list_metrics(capsys):
     assert main(["eval", "--list"]) == 0
     out = capsys.readouterr().out
     assert "niqe" in out and "maniqa" in out
+
+
+def test_a_metric_that_cannot_run_on_one_image_is_na_not_fatal(tmp_path, photo, capsys):
+    sr = tmp_path / "sr"
+    sr.mkdir()
+    Image.fromarray(photo[:80, :80]).save(sr / "small.png")
+    Image.fromarray(photo[:256, :256]).save(sr / "big.png")
+    out = tmp_path / "m.json"
+    assert main(["eval", "--sr", str(sr), "--metrics", "niqe,brisque", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "niqe n/a for 1 image(s): small.png" in captured.err
+    assert "n/a" in captured.out
+    doc = json.loads(out.read_text())
+    assert doc["per_image"]["small.png"]["niqe"] == "nan"
+    assert math.isfinite(doc["mean"]["niqe"]) and math.isfinite(doc["per_image"]["big.png"]["niqe"])
+    assert doc["mean"]["niqe"] == doc["per_image"]["big.png"]["niqe"]  # mean of those that ran
+    assert (out.stat().st_mode & 0o777) == (0o666 & ~_umask())
+    # -q: only the mean line
+    assert main(["eval", "--sr", str(sr), "--metrics", "brisque", "-q"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mean")
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

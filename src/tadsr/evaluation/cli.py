@@ -124,14 +124,16 @@ def _register_eval(subparsers) -> None:
 
 
 def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
     return "inf" if math.isinf(value) else f"{value:.4f}"
 
 
 def _print_table(result: dict, quiet: bool) -> None:
     names = result["metrics"]
     width = max([len("mean")] + [len(k) for k in result["per_image"]])
-    print(f"{'image':<{width}}  " + "  ".join(f"{n:>10}" for n in names))
     if not quiet:
+        print(f"{'image':<{width}}  " + "  ".join(f"{n:>10}" for n in names))
         for image, row in result["per_image"].items():
             print(f"{image:<{width}}  " + "  ".join(f"{_fmt(row[n]):>10}" for n in names))
     print(f"{'mean':<{width}}  " + "  ".join(f"{_fmt(result['mean'][n]):>10}" for n in names))
@@ -174,6 +176,9 @@ def run_eval(args: argparse.Namespace) -> int:
         **result,
     }
     _print_table(result, args.quiet)
+    for name, why in result["unavailable"].items():
+        more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
+        print(f"tadsr eval: {name} n/a for {len(why)} image(s): {why[0]}{more}", file=sys.stderr)
     if args.json_path:
         try:
             write_json_atomic(args.json_path, result)

@@ -99,9 +99,9 @@ def resolve_metrics(metrics: Sequence[str] | None, has_hr: bool) -> list[str]:
 
 
 def _mean(values: list[float]) -> float:
-    if any(math.isnan(v) for v in values):
-        return math.nan
-    return float(np.mean(values))
+    """Mean over the images where the metric could run (NaN marks n/a); NaN if none."""
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.mean(known)) if known else math.nan
 
 
 def compute_metrics(
@@ -114,7 +114,9 @@ def compute_metrics(
     """Metrics of every SR image (paired by name with ``hr_dir`` when given) and their mean.
 
     Returns ``{"metrics": [...], "per_image": {file name: {metric: value}}, "mean":
-    {metric: value}, "count": n}``. Raises EvalInputError (bad files, unavailable metric)
+    {metric: value}, "count": n, "unavailable": {metric: ["file: reason", ...]}}``; a metric
+    that cannot run on an image (too small for NIQE, say) is NaN there, "n/a" in the table,
+    and left out of the mean. Raises EvalInputError (bad files, unavailable metric)
     or EvalUsageError (bad request).
     """
     names = resolve_metrics(metrics, hr_dir is not None)
@@ -134,6 +136,7 @@ def compute_metrics(
     else:
         pairs = [(f, None) for f in sr_files]
     per_image: dict[str, dict[str, float]] = {}
+    unavailable: dict[str, list[str]] = {}
     for sr_path, hr_path in pairs:
         sr = read_rgb_uint8(sr_path)
         hr = read_rgb_uint8(hr_path) if hr_path is not None else None
@@ -146,11 +149,18 @@ def compute_metrics(
         for n, fn in fns.items():
             try:
                 row[n] = float(fn(sr, hr))
-            except ValueError as exc:
-                raise EvalInputError(f"{sr_path}: {n}: {exc}") from None
+            except ValueError as exc:  # e.g. NIQE on an image smaller than its patches
+                row[n] = math.nan
+                unavailable.setdefault(n, []).append(f"{sr_path.name}: {exc}")
         per_image[sr_path.name] = row
     mean = {n: _mean([row[n] for row in per_image.values()]) for n in names}
-    return {"metrics": names, "per_image": per_image, "mean": mean, "count": len(per_image)}
+    return {
+        "metrics": names,
+        "per_image": per_image,
+        "mean": mean,
+        "count": len(per_image),
+        "unavailable": unavailable,
+    }
 
 
 def _jsonable(obj):
@@ -164,6 +174,12 @@ def _jsonable(obj):
     return obj
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as JSON through a temporary file beside ``path`` and os.replace."""
     target = Path(path)
@@ -175,6 +191,7 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
