@@ -299,3 +299,22 @@ def test_init_from_starts_a_run_at_another_models_weights(corpus, teacher_file, 
     other = SwinUNet(_teacher_cfg(corpus, **{"unet.model_channels": 16}).unet)
     with pytest.raises(CheckpointError, match="does not fit"):
         init_weights(other, str(teacher_file))
+
+
+def test_resume_does_not_repeat_log_rows(corpus, tmp_path):
+    cfg = _teacher_cfg(corpus, **{"run.iterations": 2, "run.val_every": 0})
+    run = tmp_path / "run"
+    train_teacher(cfg, run, device="cpu")
+    log = run / "log.csv"
+    rows = log.read_text().splitlines()
+    # a kill after the step-2 checkpoint, once steps 3 and 4 were logged
+    log.write_text("\n".join(rows + ["3,1,1,0.1,0.1,0.1", "4,1,1,0.1,0.1,0.1"]) + "\n")
+    train_teacher(replace_iterations(cfg, 4), run, device="cpu", resume=True)
+    steps = [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]
+
+
+def replace_iterations(cfg, n: int):
+    import dataclasses
+
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, iterations=n))

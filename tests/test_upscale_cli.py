@@ -196,3 +196,11 @@ def test_command_line_process(tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [f"tadsr upscale: {tmp_path / 'bad.png'}: "
                                                "empty file (0 bytes)"]  # fmt: skip
+
+
+def test_too_many_teacher_steps_is_one_usage_error(tmp_path, capsys):
+    a, b = _img(tmp_path / "a.png"), _img(tmp_path / "b.png")
+    code, err = _run(capsys, a, b, "-o", tmp_path / "out", "--model", "tadsr-small-teacher",
+                     "--steps", "1000")  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "choose 1 to 15" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

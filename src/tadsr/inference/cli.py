@@ -335,6 +335,11 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
             f"--steps {args.steps}: the one-step student runs in one step "
             "(--steps is for a teacher model)"
         )
+    if args.steps is not None and args.steps > pipe.process.num_steps:
+        raise UsageError(
+            f"--steps {args.steps}: this teacher was trained with {pipe.process.num_steps} "
+            f"steps; choose 1 to {pipe.process.num_steps}"
+        )
     opts = _options(args, UpscaleOptions)
     return Upscaler(pipe, **vars(opts))
 

@@ -111,6 +111,19 @@ def latents(codec, hr: Tensor, lq: Tensor, scale: int) -> tuple[Tensor, Tensor]:
         return codec.encode(hr), codec.encode(up)
 
 
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the rows of a CSV log up to ``step``: a run killed after its last checkpoint
+    logged steps that the resumed run does again."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    if len(keep) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)
+
+
 class RunLog:
     """CSV log (rank 0), a progress bar with loss and ETA, and the resolved config."""
 
@@ -124,6 +137,8 @@ class RunLog:
         if d.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(dump(cfg))
+            for name in ("log.csv", "val.csv"):
+                _drop_rows_after(run_dir / name, start)
             from tqdm import tqdm
 
             self.bar = tqdm(
