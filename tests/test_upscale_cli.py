@@ -204,3 +204,21 @@ def test_too_many_teacher_steps_is_one_usage_error(tmp_path, capsys):
                      "--steps", "1000")  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1 and "choose 1 to 15" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_model_files_are_described_and_autoencoder_misuse_refused(tmp_path, capsys, model):
+    a = _img(tmp_path / "a.png")
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint\n")
+    code, err = _run(capsys, a, "-o", tmp_path / "o", "--model", text)
+    assert code == 1 and "is a text file, not a checkpoint" in err and "autoencoder" not in err
+    code, err = _run(capsys, a, "-o", tmp_path / "o", "--model", model, "--autoencoder", text)
+    assert code == 1 and "carries its own codec" in err
+
+
+def test_upscaler_repr_says_what_it_runs(model):
+    from tadsr import Upscaler
+
+    text = repr(Upscaler.from_pretrained(model, tile=0, seed=3))
+    assert model in text and "kind=student" in text and "steps=1" in text
+    assert "tile=off" in text and "seed=3" in text and "scale=x4" in text

@@ -156,12 +156,12 @@ class SRPipeline:
         kind: str | None = None,
         sampler: str = "ancestral",
     ) -> SRPipeline:
-        from tadsr.checkpoints.official import CheckpointError
+        from tadsr.checkpoints.official import CheckpointError, _read_raw, _sniff
         from tadsr.models import resolve_model
 
         path = resolve_model(name_or_path)
         if path.suffix == ".safetensors":
-            return cls._from_tadsr_file(
+            pipe = cls._from_tadsr_file(
                 path,
                 device=device,
                 dtype=dtype,
@@ -169,14 +169,21 @@ class SRPipeline:
                 sampler=sampler,
                 autoencoder=autoencoder,
             )
-        if autoencoder is None:
-            raise CheckpointError(
-                f"{path}: an official UNet checkpoint needs its autoencoder "
-                "(--autoencoder autoencoder_vq_f4.pth)"
+        else:
+            with path.open("rb") as f:
+                head = f.read(64)
+            if _sniff(head) not in ("zip", "pickle"):
+                _read_raw(path)  # raises a CheckpointError that says what the file is
+            if autoencoder is None:
+                raise CheckpointError(
+                    f"{path}: an official UNet checkpoint needs its autoencoder "
+                    "(--autoencoder autoencoder_vq_f4.pth)"
+                )
+            pipe = cls._from_official(
+                path, Path(autoencoder), device=device, dtype=dtype, kind=kind, sampler=sampler
             )
-        return cls._from_official(
-            path, Path(autoencoder), device=device, dtype=dtype, kind=kind, sampler=sampler
-        )
+        pipe.source = str(name_or_path or path.stem)
+        return pipe
 
     @classmethod
     def _from_tadsr_file(cls, path: Path, *, device, dtype, kind, sampler, autoencoder):
@@ -188,6 +195,10 @@ class SRPipeline:
         if unet is None:
             raise CheckpointError(
                 f"{path}: holds a {meta.get('kind')!r}, not a super-resolution model"
+            )
+        if codec is not None and autoencoder is not None:
+            raise CheckpointError(
+                f"{path}: carries its own codec; --autoencoder {autoencoder} does not apply"
             )
         if codec is None:
             if autoencoder is None:

@@ -124,6 +124,17 @@ class Upscaler:
         )
         return cls(pipe, **options)
 
+    def __repr__(self) -> str:
+        p, o = self.pipeline, self.options
+        steps = o.steps or getattr(p, "default_steps", None)
+        tile = "auto" if o.tile is None else (o.tile or "off")
+        return (
+            f"Upscaler(model={getattr(p, 'source', '?')!r}, kind={p.kind}, steps={steps}, "
+            f"scale=x{self.scale}, device={getattr(p, 'device', '?')}, "
+            f"dtype={str(getattr(p, 'dtype', '?')).replace('torch.', '')}, tile={tile}, "
+            f"seed={o.seed})"
+        )
+
     @property
     def scale(self) -> int:
         return int(self.pipeline.scale)
