@@ -144,3 +144,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_decompression_bomb_is_one_line(tmp_path, capsys):
+    sr = tmp_path / "sr"
+    sr.mkdir()
+    Image.new("1", (9000, 9000)).save(sr / "bomb.png")  # 81 MP: over the 64 MP limit
+    assert main(["eval", "--sr", str(sr), "--metrics", "brisque"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bomb.png" in err and "pixel limit" in err

@@ -42,8 +42,15 @@ def list_images(path: str | os.PathLike) -> list[Path]:
 
 def read_rgb_uint8(path: Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB (gray replicated, alpha dropped, 16-bit scaled)."""
+    from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+
     try:
         with Image.open(path) as img:
+            w, h = img.size  # from the header: refuse a decompression bomb before decoding
+            if w * h > DEFAULT_MAX_PIXELS:
+                raise EvalInputError(
+                    f"{path}: {w}x{h} is over the pixel limit of {DEFAULT_MAX_PIXELS:,}"
+                )
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(img, dtype=np.float64)
@@ -52,7 +59,7 @@ def read_rgb_uint8(path: Path) -> np.ndarray:
             if img.mode == "F":
                 raise EvalInputError(f"{path}: floating-point images are not supported")
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise EvalInputError(f"{path}: cannot read image ({exc})") from None
 
 
