@@ -94,10 +94,11 @@ def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, capsys, model):
     _img(tmp_path / "a.png")
     out = tmp_path / "o"
     assert _run(capsys, tmp_path / "a.png", "-o", out, "--model", model)[0] == 0
-    (out / "a.png").write_bytes(b"marker")
+    Image.new("RGB", (3, 3), "red").save(out / "a.png")  # a complete image, not ours
+    before = (out / "a.png").read_bytes()
     # a resumed batch: the existing output is kept, and no model is even needed
     assert _run(capsys, tmp_path / "a.png", "-o", out, "--model", "/nonexistent")[0] == 0
-    assert (out / "a.png").read_bytes() == b"marker"
+    assert (out / "a.png").read_bytes() == before
     assert _run(capsys, tmp_path / "a.png", "-o", out, "--model", model, "--overwrite")[0] == 0
     assert Image.open(out / "a.png").size == (20, 24)
 
@@ -222,3 +223,19 @@ def test_upscaler_repr_says_what_it_runs(model):
     text = repr(Upscaler.from_pretrained(model, tile=0, seed=3))
     assert model in text and "kind=student" in text and "steps=1" in text
     assert "tile=off" in text and "seed=3" in text and "scale=x4" in text
+
+
+def test_rerun_in_place_resumes_and_only_complete_outputs_count(tmp_path, capsys, model):
+    d = tmp_path / "d"
+    d.mkdir()
+    _img(d / "a.png")
+    assert _run(capsys, d, "-o", d, "--model", model)[0] == 0
+    assert _run(capsys, d, "-o", d, "--model", model)[0] == 0  # its own output is not an input
+    assert sorted(p.name for p in d.iterdir()) == ["a.png", "a_x4.png"]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"")  # an empty file is not a finished output
+    stale = out / ".a.png.999999999.tmp"  # left by a killed run
+    stale.write_bytes(b"partial")
+    assert _run(capsys, d / "a.png", "-o", out, "--model", model)[0] == 0
+    assert Image.open(out / "a.png").size == (20, 24) and not stale.exists()

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, is_complete_image
 
 PROG = "tadsr upscale"
 
@@ -163,7 +163,10 @@ class Job:
 
 
 def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Expand folders (their image files, sorted) and drop duplicates; returns (files, errors)."""
+    """Expand folders (their image files, sorted, without this tool's own outputs) and drop
+    duplicates; returns (files, errors)."""
+    from tadsr.inference.imageio import is_tadsr_output
+
     files: list[Path] = []
     errors: list[str] = []
     seen: set[str] = set()
@@ -177,6 +180,7 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
                     if p.suffix.lower() in IMAGE_SUFFIXES
                     and not p.name.startswith(".")
                     and p.is_file()
+                    and not is_tadsr_output(p)
                 )
             except OSError as exc:
                 errors.append(f"{path}: cannot list folder: {exc.strerror or exc}")
@@ -223,6 +227,20 @@ def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4") -> list[Job]:
 
 def _tag(outscale: float | None) -> str:
     return f"x{outscale:g}" if outscale is not None else "x4"
+
+
+def _remove_stale_temporaries(outdir: Path) -> None:
+    """Delete `.NAME.<pid>.tmp` files left by a killed run (their process is gone)."""
+    for tmp in outdir.glob(".*.tmp") if outdir.is_dir() else ():
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- running
@@ -288,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
     for job in jobs:
         if job.note and not args.quiet:
             print(f"{PROG}: note: {job.note}", file=sys.stderr)
-    todo = [j for j in jobs if args.overwrite or not j.dst.exists()]
+    _remove_stale_temporaries(outdir)
+    todo = [j for j in jobs if args.overwrite or not is_complete_image(j.dst)]
     skipped = len(jobs) - len(todo)
     failed = len(errors) if rank == 0 else 0
     written = 0

@@ -339,6 +339,32 @@ def _png_unfilter(types: np.ndarray, filt: np.ndarray) -> np.ndarray:
     return out[1:, 1:].astype(np.uint8)
 
 
+#: PNG text chunk that marks our outputs, so that a rerun over the output folder can
+#: recognise (and skip) them instead of upscaling them again.
+PNG_MARK = ("Software", "tadsr upscale")
+
+
+def is_tadsr_output(path: Path) -> bool:
+    """True for a PNG that this tool wrote (its text chunk; reads the header only)."""
+    if path.suffix.lower() != ".png":
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.info.get(PNG_MARK[0]) == PNG_MARK[1]
+    except Exception:
+        return False
+
+
+def is_complete_image(path: Path) -> bool:
+    """True when ``path`` decodes as a whole image (an empty or cut file is not done)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:
+        return False
+
+
 def _write_png16(fh, pic: Picture) -> None:
     """Encode a 16-bit PNG with the Paeth filter, streamed through zlib in bands of rows."""
     parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
@@ -353,6 +379,7 @@ def _write_png16(fh, pic: Picture) -> None:
 
     fh.write(_PNG_SIGNATURE)
     chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+    chunk(b"tEXt", PNG_MARK[0].encode("latin-1") + b"\0" + PNG_MARK[1].encode("latin-1"))
     comp = zlib.compressobj(PNG_COMPRESS_LEVEL)
     out = bytearray()
     prev = np.zeros((1, w, bpp), np.int16)
@@ -512,7 +539,13 @@ def _encode(fh, pic: Picture, suffix: str) -> None:
         if pic.bits == 16:
             _write_png16(fh, pic)
         else:
-            picture_to_pil(pic).save(fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_text(*PNG_MARK)
+            picture_to_pil(pic).save(
+                fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info
+            )
         return
     if suffix in (".tif", ".tiff") and pic.bits == 16:
         try:
