@@ -124,6 +124,9 @@ class DistillConfig:
     hfsd_reference: str = "teacher"  # teacher (TAD-SR) | noise (plain score distillation)
     hfsd_noise: str = "gaussian"  # gaussian | uniform (the official code's mistake)
     hfsd_max_t: int = 3  # t_h uniform in {0 .. hfsd_max_t - 1}
+    # steps of the teacher's deterministic sampling that makes the regression target:
+    # 0 = all T (the paper); n < T = respaced to n steps, a target with less sampled texture
+    teacher_steps: int = 0
     disc_lr: float = 5e-5
     disc_hidden: int = 64
     teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples

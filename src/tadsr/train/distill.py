@@ -83,9 +83,7 @@ class TeacherCache:
                             teacher.codec, hr.to(d.device), lq.to(d.device), teacher.scale
                         )
                         eps = torch.randn(y.shape, generator=g).to(d.device)
-                        zt = sample_deterministic(
-                            teacher.net, teacher.process, y, lq.to(d.device), noise=eps
-                        )
+                        zt = teacher_target(teacher, cfg, y, lq.to(d.device), eps)
                     for k, v in zip(("hr", "lq", "eps", "zt"), (hr, lq, eps, zt)):
                         parts[k].append(v.cpu())
                     parts["index"].append(torch.tensor(idx))
@@ -109,6 +107,16 @@ class TeacherCache:
     def batch(self, indices: list[int], device):
         idx = torch.tensor([i % self.n for i in indices])
         return tuple(self.t[k][idx].to(device) for k in ("hr", "lq", "eps", "zt"))
+
+
+def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
+    """The regression target: the teacher's deterministic sample from the student's own
+    starting point, over all T steps or (``cfg.teacher_steps``) respaced to fewer."""
+    n = cfg.teacher_steps
+    if not n or n == teacher.process.num_steps:
+        return sample_deterministic(teacher.net, teacher.process, y, lq, noise=eps)
+    process, tmap = teacher.process.respaced(n)
+    return sample_deterministic(teacher.net, process, y, lq, noise=eps, timestep_map=tmap)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -290,7 +298,7 @@ def _batches(cache, data, degradation, teacher, cfg, step, per, accum, d):
         _, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
         eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
         with torch.no_grad():
-            zt = sample_deterministic(teacher.net, teacher.process, y, mb.lq, noise=eps)
+            zt = teacher_target(teacher, cfg, y, mb.lq, eps)
         yield mb.hr, mb.lq, eps, zt, mb.generator
 
 
