@@ -17,8 +17,10 @@ from tadsr.checkpoints.io import load_model_file, read_metadata
 MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
 
 DESCRIPTIONS = {
-    "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher",
-    "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus",
+    "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher "
+    "(target: its 4-step deterministic sampling)",
+    "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
+    "with clean, mild and heavy LR",
 }
 
 
