@@ -41,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     methods = [("default student (1 step)", args.student)]
     for n in args.teacher_steps.split(","):
-        methods.append((f"teacher, {n} steps", f"{args.teacher}@{n}"))
+        methods.append((f"teacher, {n} step{'' if n == '1' else 's'}", f"{args.teacher}@{n}"))
     if args.regression:
         methods.append(("student, regression only", args.regression))
     if args.no_gan:
