@@ -16,7 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, is_complete_image
+from tadsr.inference.imageio import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    is_complete_image,
+    is_tadsr_output,
+)
 
 PROG = "tadsr upscale"
 
@@ -165,8 +170,6 @@ class Job:
 def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
     """Expand folders (their image files, sorted, without this tool's own outputs) and drop
     duplicates; returns (files, errors)."""
-    from tadsr.inference.imageio import is_tadsr_output
-
     files: list[Path] = []
     errors: list[str] = []
     seen: set[str] = set()
