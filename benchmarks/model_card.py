@@ -103,12 +103,14 @@ def _update_registry(rows: list[dict]) -> None:
     reg = json.loads(reg_path.read_text())
     pick = {"tadsr-small": "default student", "tadsr-small-teacher": "teacher, 15 steps"}
     for name, prefix in pick.items():
+        if name not in reg:
+            continue
+        reg[name]["metrics"] = {}  # figures of an earlier measurement do not carry over
         for kind in ("clean", "real"):
             row = next(
                 (r for r in rows if r["kind"] == kind and r["method"].startswith(prefix)), None
             )
-            if name in reg and row is not None:
-                reg[name].setdefault("metrics", {})
+            if row is not None:
                 reg[name]["metrics"][kind] = {
                     k: round(row[k], 4) for k in ("psnr", "ssim", "niqe", "brisque", "s_per_mp")
                 }
