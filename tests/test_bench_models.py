@@ -110,3 +110,30 @@ def test_bundled_default_is_close_to_bicubic_fidelity_and_sharper(tmp_path):
         return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
 
     assert detail(sr) > 1.1 * detail(bic)
+
+
+def test_bench_measure_returns_when_its_child_dies():
+    """A measuring process that crashes (here: SIGKILL) ends the wait with an error row."""
+    import multiprocessing as mp
+    import os
+    import signal
+    import threading
+    import time
+
+    from tadsr.evaluation.bench import measure
+
+    _bundled()
+    out = {}
+    t = threading.Thread(
+        target=lambda: out.update(measure("tadsr-small", (64, 64), repeats=50, threads=1)),
+        daemon=True,
+    )
+    t.start()
+    deadline = time.time() + 60
+    while not mp.active_children() and time.time() < deadline:
+        time.sleep(0.05)
+    for child in mp.active_children():
+        os.kill(child.pid, signal.SIGKILL)
+    t.join(timeout=30)
+    assert not t.is_alive(), "measure() still waiting on a dead child"
+    assert "died" in out.get("error", "")

@@ -9,6 +9,7 @@ peak resident memory (CUDA: peak allocated memory).
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_mod
 import statistics
 import time
 from pathlib import Path
@@ -102,7 +103,17 @@ def measure(
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(q, model, size, steps, device, dtype, repeats, threads))
     p.start()
-    result = q.get()
+    result = None
+    while result is None:  # poll, so that a child that dies without answering ends the wait
+        try:
+            result = q.get(timeout=1.0)
+        except queue_mod.Empty:
+            if not p.is_alive():
+                try:  # it may have answered just before exiting
+                    result = q.get(timeout=1.0)
+                except queue_mod.Empty:
+                    code = p.exitcode
+                    result = {"model": model, "error": f"the measuring process died (exit {code})"}
     p.join()
     if "error" not in result:
         result["s_per_out_mp"] = result["latency_s"] / result["out_megapixels"]
