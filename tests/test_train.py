@@ -340,3 +340,24 @@ def test_teacher_steps_respaces_the_regression_target(teacher_file):
     assert calls == sorted(calls, reverse=True) and len(calls) == 4 and calls[0] == 14
     assert torch.equal(teacher_target(pipe, cfg, y, lq, eps), four)
     assert not torch.equal(four, full)
+
+
+def test_teacher_cache_does_not_depend_on_the_sharding(corpus, teacher_file):
+    """The cache is a function of the sample index alone: one process computing samples
+    0..5 gives what two processes computing the even and the odd ones give."""
+    from tadsr.data.degradation import build_degradation
+    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.train.common import training_crops
+    from tadsr.train.distill import cache_samples
+
+    cfg = _distill_cfg(corpus, teacher_file)
+    pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
+    data, deg = training_crops(cfg), build_degradation("realesrgan")
+    whole = cache_samples(list(range(6)), cfg, pipe, data, deg, torch.device("cpu"))
+    even = cache_samples([0, 2, 4], cfg, pipe, data, deg, torch.device("cpu"))
+    odd = cache_samples([1, 3, 5], cfg, pipe, data, deg, torch.device("cpu"))
+    order = torch.cat([even["index"], odd["index"]]).argsort()
+    for k in ("hr", "lq", "eps"):
+        assert torch.equal(torch.cat([even[k], odd[k]])[order], whole[k]), k
+    assert torch.allclose(torch.cat([even["zt"], odd["zt"]])[order], whole["zt"], atol=1e-4)
+    assert not torch.equal(whole["lq"][0], whole["lq"][1])

@@ -74,19 +74,9 @@ class TeacherCache:
                 t0 = time.time()
                 for s in range(0, len(mine), 16):
                     idx = mine[s : s + 16]
-                    hr = torch.stack([data[i] for i in idx])
-                    g = step_generator(cfg.run.seed, idx[0], 0, 0, "cache")
-                    with torch.no_grad():
-                        lq = degradation(hr, g) * 2 - 1
-                        hr = hr * 2 - 1
-                        _, y = latents(
-                            teacher.codec, hr.to(d.device), lq.to(d.device), teacher.scale
-                        )
-                        eps = torch.randn(y.shape, generator=g).to(d.device)
-                        zt = teacher_target(teacher, cfg, y, lq.to(d.device), eps)
-                    for k, v in zip(("hr", "lq", "eps", "zt"), (hr, lq, eps, zt)):
-                        parts[k].append(v.cpu())
-                    parts["index"].append(torch.tensor(idx))
+                    got = cache_samples(idx, cfg, teacher, data, degradation, d.device)
+                    for k, v in got.items():
+                        parts[k].append(v)
                     log.event(
                         f"teacher cache: {s + len(idx)}/{len(mine)} samples "
                         f"({time.time() - t0:.0f} s)"
@@ -107,6 +97,26 @@ class TeacherCache:
     def batch(self, indices: list[int], device):
         idx = torch.tensor([i % self.n for i in indices])
         return tuple(self.t[k][idx].to(device) for k in ("hr", "lq", "eps", "zt"))
+
+
+def cache_samples(indices, cfg: DistillConfig, teacher, data, degradation, device) -> dict:
+    """Cache entries for these sample indices. Each sample's crop, degradation and noise come
+    from its own generator, seeded by its index alone, so the cache is the same whatever the
+    number of processes that shard it; the teacher then runs on the whole group at once."""
+    hrs, lqs, epss = [], [], []
+    with torch.no_grad():
+        for i in indices:
+            g = step_generator(cfg.run.seed, i, 0, 0, "cache")
+            hr = data[i][None]
+            lqs.append(degradation(hr, g) * 2 - 1)
+            hrs.append(hr * 2 - 1)
+            f = teacher.codec.factor
+            shape = (1, teacher.codec.channels, hr.shape[-2] // f, hr.shape[-1] // f)
+            epss.append(torch.randn(shape, generator=g))
+        hr, lq, eps = torch.cat(hrs), torch.cat(lqs), torch.cat(epss)
+        _, y = latents(teacher.codec, hr.to(device), lq.to(device), teacher.scale)
+        zt = teacher_target(teacher, cfg, y, lq.to(device), eps.to(device))
+    return {"index": torch.tensor(indices), "hr": hr, "lq": lq, "eps": eps, "zt": zt.cpu()}
 
 
 def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
