@@ -361,3 +361,14 @@ def test_teacher_cache_does_not_depend_on_the_sharding(corpus, teacher_file):
         assert torch.equal(torch.cat([even[k], odd[k]])[order], whole[k]), k
     assert torch.allclose(torch.cat([even["zt"], odd["zt"]])[order], whole["zt"], atol=1e-4)
     assert not torch.equal(whole["lq"][0], whole["lq"][1])
+
+
+def test_a_non_finite_hfsd_term_stops_the_run_naming_it(
+    corpus, teacher_file, tmp_path, monkeypatch
+):
+    import tadsr.train.distill as distill_mod
+
+    monkeypatch.setattr(distill_mod, "hfsd_loss", lambda *a, **k: torch.tensor(float("nan")))
+    cfg = _distill_cfg(corpus, teacher_file)
+    with pytest.raises(FloatingPointError, match="hfsd is nan at step 1"):
+        distill(cfg, tmp_path / "run", device="cpu")

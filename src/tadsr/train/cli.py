@@ -40,7 +40,7 @@ def _clear_errors(what: str):
 
     try:
         yield
-    except (ValueError, OSError, CheckpointError) as exc:
+    except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
         print(f"tadsr train {what}: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

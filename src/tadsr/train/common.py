@@ -230,9 +230,9 @@ def validate(
     return {"psnr_y": float(np.mean(psnrs)), "ssim_y": float(np.mean(ssims))}
 
 
-def finite_or_raise(loss: Tensor, step: int) -> None:
+def finite_or_raise(loss: Tensor, step: int, name: str = "loss") -> None:
     if not math.isfinite(loss.item()):
-        raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
+        raise FloatingPointError(f"{name} is {loss.item()} at step {step}; lower the learning rate")
 
 
 def config_json(cfg) -> dict:

@@ -170,6 +170,7 @@ def distill(
         disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
     )
     ckpt = run_dir / "checkpoints" / "last.pt"
+    scaler = torch.amp.GradScaler(enabled=cfg.run.mixed_precision == "fp16")
     objects = {
         "model": student,
         "ema": ema,
@@ -177,6 +178,7 @@ def distill(
         "sched": sched,
         "disc": disc,
         "disc_opt": d_opt,
+        "scaler": scaler,
     }
     start = (
         int(load_state(ckpt, objects, config_json(cfg))["step"]) if resume and ckpt.is_file() else 0
@@ -247,15 +249,18 @@ def distill(
                         disc.requires_grad_(True)
                         loss = loss + cfg.w_gan * l_g
                         stats["g"] += l_g.item() / accum
-                    (loss / accum).backward()
+                    scaler.scale(loss / accum).backward()
+            scaler.unscale_(opt)
             gnorm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.optim.grad_clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             opt.zero_grad(set_to_none=True)
             sched.step()
             ema.update(student)
             step += 1
             log.advance()
-            finite_or_raise(torch.tensor(stats["reg"]), step)
+            for term in ("reg", "hfsd", "g", "d"):  # every loss term, not only the regression
+                finite_or_raise(torch.tensor(stats[term]), step, term)
             if after_step(
                 step,
                 cfg=cfg,

@@ -57,6 +57,8 @@ def load_state(path: Path, objects: dict[str, Any], config: dict | None = None) 
         if obj is None:
             continue
         if name not in payload:
+            if name == "scaler":  # runs saved before distillation had a loss scaler
+                continue
             raise ValueError(f"{path}: checkpoint has no {name!r} state")
         try:
             obj.load_state_dict(payload[name])
