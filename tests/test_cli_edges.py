@@ -108,3 +108,22 @@ def test_resume_names_a_truncated_checkpoint_and_differing_settings(tmp_path, ca
     assert _run([*base, "--config", "tiny", "--resume"]) == 1
     err = capsys.readouterr().err.strip()
     assert "corrupt or truncated" in err and str(ckpt) in err
+
+
+def test_info_refuses_our_metadata_over_foreign_or_misshapen_tensors(tmp_path, capsys):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(BUNDLED), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(BUNDLED))
+    save_file({**tensors, "foo": torch.zeros(2)}, str(tmp_path / "foo.safetensors"), metadata=meta)
+    first = next(iter(tensors))
+    bad = {**tensors, first: torch.zeros(3, 3)}
+    save_file(bad, str(tmp_path / "shape.safetensors"), metadata=meta)
+    for name, words in (("foo", "does not use (foo)"), ("shape", "of the wrong shape")):
+        assert _run(["info", str(tmp_path / f"{name}.safetensors")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "not a model this package can run" in err and words in err
+    assert _run(["info", str(BUNDLED)]) == 0

@@ -31,9 +31,37 @@ def _layout(kind: str, config: Any) -> str:
 
 def _count(kind: str, config: Any) -> int:
     """Exact parameter count of the architecture (built on the meta device, no memory)."""
+    return sum(p.numel() for p in _meta_module(kind, config).parameters())
+
+
+def _meta_module(kind: str, config: Any):
     with torch.device("meta"):
-        module = build_module(kind, config)  # type: ignore[arg-type]
-    return sum(p.numel() for p in module.parameters())
+        return build_module(kind, config)  # type: ignore[arg-type]
+
+
+def _check_tensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The file's tensor names and shapes (header only) against the architecture its metadata
+    describes; CheckpointError saying what does not fit."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    foreign = sorted(set(found) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    problems = []
+    if foreign:
+        problems.append(f"{len(foreign)} tensor(s) it does not use ({', '.join(foreign[:3])})")
+    if missing:
+        problems.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{len(shapes)} of the wrong shape ({k}: {found[k]}, not {expected[k]})")
+    if problems:
+        raise CheckpointError(
+            f"{path}: not a model this package can run: its metadata describes a network, but "
+            "it has " + "; ".join(problems)
+        )
 
 
 _ST_DTYPES = {
@@ -65,10 +93,13 @@ def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     kinds: list[str] = []
     params = 0
     config: dict[str, Any] = {}
+    expected: dict[str, tuple[int, ...]] = {}
     if "unet" in meta:
         ucfg = UNetConfig.from_dict(meta["unet"])
         kinds.append(_layout("unet", ucfg))
         config["unet"] = meta["unet"]
+        net = _meta_module("unet", ucfg)
+        expected.update({f"unet.{k}": tuple(v.shape) for k, v in net.named_parameters()})
         if any(k.startswith("unet.") for k in dtypes):
             params += _count("unet", ucfg)
     codec = meta.get("codec")
@@ -80,11 +111,15 @@ def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
             kinds.append(f"{_layout('vq', vcfg)} ({'embedded' if embedded else 'not embedded'})")
             if embedded:
                 params += _count("vq", vcfg)
+                vq = _meta_module("vq", vcfg)
+                expected.update({f"codec.{k}": tuple(v.shape) for k, v in vq.named_parameters()})
         else:
             kinds.append(f"{codec.get('kind')} codec (f{codec.get('factor')}, no weights)")
     for key in ("schedule", "scale", "steps", "provenance"):
         if key in meta:
             config[key] = meta[key]
+    if expected:
+        _check_tensors(path, expected)
     return {
         "file": str(path),
         "format": f"tadsr safetensors (format {meta['format_version']})",
