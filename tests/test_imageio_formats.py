@@ -242,3 +242,28 @@ def test_array_layouts_roundtrip():
         np.testing.assert_array_equal(back, arr)
     with pytest.raises(ValueError):
         picture_from_array(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_float_tiff_bad_crc_png_and_animated_gif(tmp_path):
+    import struct
+
+    import tifffile
+
+    a = np.random.default_rng(0).random((12, 10, 3)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", a, photometric="rgb")
+    pic = read_image(tmp_path / "f.tif")
+    assert pic.color.dtype == np.float32 and np.abs(pic.color - a).max() == 0
+
+    Image.fromarray((a * 255).astype(np.uint8)).save(tmp_path / "ok.png")
+    b = bytearray((tmp_path / "ok.png").read_bytes())
+    i = b.find(b"IDAT")
+    b[i + 4 + struct.unpack(">I", b[i - 4 : i])[0]] ^= 0xFF  # the IDAT checksum
+    (tmp_path / "bad.png").write_bytes(bytes(b))
+    with pytest.raises(ImageReadError, match="bad.png: corrupt.*checksum"):
+        read_image(tmp_path / "bad.png")
+
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue", "green")]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    pic = read_image(tmp_path / "a.gif")
+    assert pic.note == "GIF with 3 frames: the first frame is upscaled"
+    assert tuple(pic.color[0, 0]) == (255, 0, 0)

@@ -186,12 +186,19 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
             try:
                 img = Image.open(path)
             except UnidentifiedImageError:
+                pic = _read_tiff_other(path, max_pixels)
+                if pic is not None:
+                    return pic
                 raise ImageReadError(
                     f"{path}: not an image, or an unsupported format "
                     "(PNG, JPEG, WebP, BMP, TIFF are supported)"
                 ) from None
             with img:
                 _check_pixels(path, img.width, img.height, max_pixels)
+                if img.format == "PNG":  # decoding skips chunk checksums; verify() does not
+                    img.verify()
+                    img = Image.open(path)
+                frames = getattr(img, "n_frames", 1)
                 if img.format == "TIFF" and _tiff_is_16bit_color(img):
                     pic = _read_tiff16(path)
                     if pic is not None:
@@ -199,6 +206,8 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                     note = "16-bit colour TIFF read at 8 bits (install tifffile to keep 16 bits)"
                 else:
                     note = None
+                if frames > 1:
+                    note = f"{img.format} with {frames} frames: the first frame is upscaled"
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 pic = picture_from_pil(img)
@@ -206,6 +215,36 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                 return pic
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_tiff_other(path: Path, max_pixels: int | None) -> Picture | None:
+    """A TIFF that Pillow cannot open (e.g. 32-bit float RGB), through tifffile: float data
+    is taken as [0, 1] and clipped, 8/16-bit integers as they are; None when it is not a TIFF
+    (or tifffile is missing); ImageReadError naming what is unsupported otherwise."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            _check_pixels(path, int(page.imagewidth), int(page.imagelength), max_pixels)
+            arr, axes = page.asarray(), page.axes
+    except tifffile.TiffFileError:
+        return None
+    if axes.endswith("SYX") and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"{path}: TIFF with {arr.shape} samples is not supported")
+    if arr.dtype.kind == "f":
+        arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"{path}: TIFF samples of type {arr.dtype} are not supported")
+    color = np.ascontiguousarray(arr[..., :3] if arr.shape[2] >= 3 else arr[..., :1])
+    alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[2] == 4 else None
+    return Picture(color, alpha)
 
 
 def _tiff_is_16bit_color(img: Image.Image) -> bool:
