@@ -188,3 +188,33 @@ def test_canonicalize_rules():
         canonicalize({"module.x": t, "x": t})
     with pytest.raises(CheckpointError):
         detect_kind({"x": t})
+
+
+@pytest.mark.parametrize("preset", ["sr", "face", "small", "tiny"])
+def test_unet_config_round_trip_for_every_preset(preset, tmp_path):
+    """Official layouts: inferred from the weights' shapes alone. Our presets (one norm group,
+    the LQ skip: no trace in the weights) are read from a training checkpoint's config."""
+    from tadsr.checkpoints.official import load_official
+    from tadsr.nets.unet import UNET_PRESETS, SwinUNet, infer_unet_config
+    from tadsr.train.config import SMALL_UNET, TINY_UNET
+
+    cfg = {**UNET_PRESETS, "small": SMALL_UNET, "tiny": TINY_UNET}[preset]
+    if preset in ("sr", "face"):
+        with torch.device("meta"):
+            sd = SwinUNet(cfg).state_dict()
+        assert infer_unet_config(sd) == cfg
+        return
+    net = SwinUNet(cfg)
+    path = tmp_path / "last.pt"
+    torch.save({"ema": net.state_dict(), "model": net.state_dict(), "step": 1,
+                "config": {"unet": cfg.to_dict()}}, path)  # fmt: skip
+    loaded = load_official(path)
+    assert (
+        loaded.config == cfg
+        and loaded.config.norm_groups == 1
+        and loaded.config.lq_skip == (preset == "small")
+    )
+    x = torch.randn(1, cfg.in_channels, cfg.image_size, cfg.image_size)
+    t, lq = torch.tensor([3]), torch.rand(1, 3, cfg.lq_size, cfg.lq_size) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x, t, lq), net.eval()(x, t, lq))

@@ -309,6 +309,22 @@ def match_state_dict(
     return use, unexpected, missing
 
 
+def _recorded_unet_config(obj: Any):
+    """The UNetConfig a tadsr training checkpoint records (settings such as norm_groups and
+    lq_skip leave no trace in the weights, so they cannot be inferred); None otherwise."""
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("ema"), Mapping):
+        return None
+    cfg = obj.get("config")
+    if not isinstance(cfg, Mapping) or not isinstance(cfg.get("unet"), Mapping):
+        return None
+    from tadsr.nets.unet import UNetConfig
+
+    try:
+        return UNetConfig.from_dict(dict(cfg["unet"]))
+    except (TypeError, ValueError):
+        return None
+
+
 def load_official(
     path: str | Path, expect: Kind | None = None, *, materialize: bool = True
 ) -> LoadedCheckpoint:
@@ -319,6 +335,9 @@ def load_official(
     """
     path = Path(path)
     sd_raw = _read_raw(path)
+    recorded = _recorded_unet_config(sd_raw)
+    if recorded is not None:  # a tadsr training checkpoint: its EMA weights, its own config
+        sd_raw = sd_raw["ema"]
     try:
         sd, notes = _canonicalize(sd_raw)
         kind = detect_kind(sd)
@@ -326,10 +345,14 @@ def load_official(
         raise CheckpointError(f"{path}: {exc}") from None
     if expect is not None and kind != expect:
         raise CheckpointError(f"{path}: holds a {kind} checkpoint, expected a {expect}")
-    try:
-        config = infer_config(kind, sd)
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: cannot infer the {kind} configuration: {exc}") from None
+    if recorded is not None and kind == "unet":
+        config = recorded
+        notes.append("a tadsr training checkpoint: its EMA weights and its recorded config")
+    else:
+        try:
+            config = infer_config(kind, sd)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: cannot infer the {kind} configuration: {exc}") from None
     if materialize:
         module = build_module(kind, config)
     else:
