@@ -46,8 +46,12 @@ decompression bombs.
 
 tiles: sizes are in low-resolution pixels. The network sees each tile plus --tile-pad pixels
 of context on each side; neighbouring outputs are blended with raised-cosine weights over
-the overlap, so no seam is left. The noise is drawn once for the whole image (--seed), so
-the result does not depend on the tiling, the order, or the number of processes.
+the overlap, so no seam is left. The prior noise is drawn for the whole image (--seed), in
+fixed blocks, so every tile sees the same noise whatever the tiling, the order or the number
+of processes. Each tile still sees only its own context, which is smaller than the network's
+receptive field: a tiled result differs slightly from an untiled one (bundled student,
+320x320 input, --tile 64: mean 0.6, at most 29 levels of 255, no visible seam). Use --tile 0
+for the untiled result when the image fits in memory.
 
 many GPUs: torchrun --nproc_per_node=N -m tadsr.cli upscale IN -o OUT  (or the `tadsr`
 script under torchrun --no-python); RANK / WORLD_SIZE share the inputs, LOCAL_RANK picks the
