@@ -59,7 +59,7 @@ class LocalPipeline:
 
     @torch.no_grad()
     def __call__(self, lq: Tensor, *, noise: Tensor | None = None, generator=None,
-                 steps: int | None = None) -> Tensor:  # fmt: skip
+                 steps: int | None = None, step_noise=None) -> Tensor:  # fmt: skip
         b, _, h, w = lq.shape
         if noise is None:
             noise = torch.randn(self.noise_shape(h, w, b), generator=generator)

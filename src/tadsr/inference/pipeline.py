@@ -100,7 +100,11 @@ class SRPipeline:
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
         steps: int | None = None,
+        step_noise: list[Tensor] | None = None,
     ) -> Tensor:
+        """Super-resolve a batch in [-1, 1]. `noise`: the prior noise (else drawn from
+        `generator`); `step_noise`: a teacher's per-step noise, one tensor of the noise's
+        shape per posterior step (else drawn from `generator` as it goes)."""
         if lq.ndim != 4 or lq.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) image batch, got {tuple(lq.shape)}")
         b, _, h, w = lq.shape
@@ -113,17 +117,18 @@ class SRPipeline:
             )
         lq_pad, _ = pad_to_multiple(lq, self.lr_multiple)
         lh, lw = self.latent_size(*lq_pad.shape[-2:])
-        noise = noise.to(self.device, torch.float32)
-        noise = _pad_to(noise, lh, lw)
+        noise = _pad_to(noise.to(self.device, torch.float32), lh, lw)
+        if step_noise is not None:
+            step_noise = [_pad_to(n.to(self.device, torch.float32), lh, lw) for n in step_noise]
         with self._autocast():
             up = F.interpolate(lq_pad, scale_factor=self.scale, mode="bicubic", align_corners=False)
             y = self.codec.encode(up).float()
-            latent = self._sample(y, lq_pad, noise, generator, steps)
+            latent = self._sample(y, lq_pad, noise, generator, steps, step_noise)
             img = self.codec.decode(latent.to(y.dtype)).float()
         img = img[..., : h * self.scale, : w * self.scale]
         return img.clamp(-1, 1).cpu()
 
-    def _sample(self, y, lq, noise, generator, steps):
+    def _sample(self, y, lq, noise, generator, steps, step_noise=None):
         steps = steps or self.default_steps
         net = self._net_fp32_out
         if self.kind == "student":
@@ -138,7 +143,14 @@ class SRPipeline:
         if self.sampler == "deterministic":
             return sample_deterministic(net, process, y, lq, noise=noise, timestep_map=tmap)
         return sample_ancestral(
-            net, process, y, lq, noise=noise, generator=generator, timestep_map=tmap
+            net,
+            process,
+            y,
+            lq,
+            noise=noise,
+            generator=generator,
+            step_noise=step_noise,
+            timestep_map=tmap,
         )
 
     def _net_fp32_out(self, x, t, lq):

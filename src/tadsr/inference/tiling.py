@@ -26,7 +26,6 @@ from torch import Tensor
 
 __all__ = [
     "BlockNoise",
-    "step_noise_generator",
     "stream_seed",
     "TileSpec",
     "auto_tile_size",
@@ -134,11 +133,6 @@ def stream_seed(seed: int, *key: int) -> int:
     (0, 0) and the first step's noise the same numbers, which degraded 15-step samples)."""
     entropy = [int(v) % 2**64 for v in (seed, *key)]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def step_noise_generator(seed: int) -> torch.Generator:
-    """The generator of a teacher's per-step noise for `seed` (stream 1; blocks use 0)."""
-    return torch.Generator().manual_seed(stream_seed(seed, 1))
 
 
 class BlockNoise:

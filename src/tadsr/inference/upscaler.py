@@ -38,7 +38,7 @@ from tadsr.inference.imageio import (
     read_image,
     write_image,
 )
-from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled, step_noise_generator
+from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
 
@@ -218,13 +218,21 @@ class Upscaler:
         opts, pipe = self.options, self.pipeline
         h, w = lq.shape[-2:]
         seed = torch.Generator().seed() if opts.seed is None else int(opts.seed)
-        gen = step_noise_generator(seed)  # a teacher's per-step noise (drawn per tile)
-        noise = BlockNoise(pipe.noise_shape(h, w, 1), seed)
+        _, c, lh, lw = pipe.noise_shape(h, w, 1)
+        # A teacher's per-step noise has the fixed-block structure of the prior noise: extra
+        # channels of the same BlockNoise, so every tile cuts the same noise at every step
+        # and a tiled teacher run does not depend on the tile layout or order.
+        n_step = 0
+        if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
+            n_step = (opts.steps or pipe.default_steps) - 1
+        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
 
         def fn(window: Tensor, noise_window: Tensor | None) -> Tensor:
-            sr = pipe(window, noise=noise_window, generator=gen, steps=opts.steps)
+            prior, rest = noise_window[:, :c], noise_window[:, c:]
+            step_noise = [rest[:, k * c : (k + 1) * c] for k in range(n_step)] or None
+            sr = pipe(window, noise=prior, steps=opts.steps, step_noise=step_noise)
             return apply_color_fix(opts.color_fix, sr, window)
 
         bar = None
