@@ -127,3 +127,14 @@ def test_info_refuses_our_metadata_over_foreign_or_misshapen_tensors(tmp_path, c
         err = capsys.readouterr().err.strip()
         assert "not a model this package can run" in err and words in err
     assert _run(["info", str(BUNDLED)]) == 0
+
+
+def test_usage_errors_through_python_dash_m():
+    """`python -m tadsr.cli` (how torchrun starts it) reports usage errors like `tadsr`."""
+    cmd = [sys.executable, "-m", "tadsr.cli", "train", "teacher", "--config", "tiny",
+           "--out", "unused", "--set", "run.iterations=abc"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        "tadsr train: error: RunConfig setting 'iterations' must be a whole number, got 'abc'"
+    )

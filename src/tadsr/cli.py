@@ -75,4 +75,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    # `python -m tadsr.cli` (and torchrun -m tadsr.cli) run this file as __main__: use the
+    # module tadsr.cli itself, whose UsageError is the one the sub-commands raise
+    from tadsr.cli import entry as _entry
+
+    _entry()
