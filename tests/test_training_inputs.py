@@ -146,3 +146,12 @@ def test_bad_yaml_configs_name_the_file_and_problem(tmp_path, capsys, text, mess
     assert main(["train", "teacher", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_face_distillation_uses_the_face_teachers_data():
+    from tadsr.train.config import resolve
+
+    teacher, student = resolve("teacher", "face"), resolve("distill", "face")
+    assert student.data == teacher.data
+    assert student.data.degradation == "face" and student.data.crop_size == 512
+    assert (student.w_hfsd, student.w_gan) == (0.1, 0.2)

@@ -194,7 +194,11 @@ TEACHER_PRESETS = {
 }
 DISTILL_PRESETS = {
     "sr": DistillConfig,
-    "face": lambda: DistillConfig(name="face", w_hfsd=0.1, w_gan=0.2),
+    # the face student distils on the face teacher's data: FFHQ-style 512-px faces with the
+    # GFPGAN-style degradation, not the SR photo corpus
+    "face": lambda: DistillConfig(
+        name="face", w_hfsd=0.1, w_gan=0.2, data=dataclasses.replace(_face_teacher().data)
+    ),
     "small": lambda: DistillConfig(
         name="small",
         w_hfsd=1.0,
