@@ -114,11 +114,10 @@ def _update_registry(rows: list[dict]) -> None:
                 reg[name]["metrics"][kind] = {
                     k: round(row[k], 4) for k in ("psnr", "ssim", "niqe", "brisque", "s_per_mp")
                 }
-        if name in reg:
-            reg[name]["measured_on"] = (
-                "data/photo_val: 9 whole photos (tadsr data photo-val), clean = MATLAB bicubic /4, "
-                "real = mild Real-ESRGAN degradation, seed 0"
-            )
+        reg[name]["measured_on"] = (
+            "data/photo_val: 9 whole photos (tadsr data photo-val), clean = MATLAB bicubic /4, "
+            "real = mild Real-ESRGAN degradation, seed 0"
+        )
     reg_path.write_text(json.dumps(reg, indent=2) + "\n")
 
 
