@@ -9,6 +9,7 @@ from torch.testing import assert_close
 
 from tadsr.diffusion import (
     SCHEDULE_PRESETS,
+    Denoiser,
     Process,
     sample_ancestral,
     sample_deterministic,
@@ -119,9 +120,7 @@ def test_official_examples(conformance_dir, name, preset):
         seen["x"], seen["t"] = x, tt
         return r["ex_pmv_model_output"]
 
-    from tadsr.diffusion import predict_x0
-
-    x0 = predict_x0(net, p, r["ex_q_sample"], t, None)
+    x0 = Denoiser(net, p)(r["ex_q_sample"], t, None)
     assert_close(seen["x"], r["ex_pmv_model_input_seen"], atol=1e-6, rtol=0)
     assert torch.equal(seen["t"], r["ex_pmv_t_seen"])
     assert_close(p.posterior_mean(x0, r["ex_q_sample"], t), r["ex_pmv_mean"], atol=1e-6, rtol=0)
@@ -170,9 +169,10 @@ def test_samplers_recover_x0_with_perfect_denoiser():
     y = torch.randn(2, 3, 8, 8, generator=g)
     p = Process(SCHEDULE_PRESETS["sr"])
     net = _Oracle(x0)
-    assert_close(sample_one_step(net, p, y, None, generator=g), x0)
-    assert_close(sample_deterministic(net, p, y, None, generator=g), x0, atol=1e-5, rtol=0)
-    assert_close(sample_ancestral(net, p, y, None, generator=g), x0, atol=1e-5, rtol=0)
+    net = Denoiser(net, p)
+    assert_close(sample_one_step(net, y, None, generator=g), x0)
+    assert_close(sample_deterministic(net, y, None, generator=g), x0, atol=1e-5, rtol=0)
+    assert_close(sample_ancestral(net, y, None, generator=g), x0, atol=1e-5, rtol=0)
 
 
 def test_deterministic_sampler_keeps_marginals():
@@ -191,7 +191,8 @@ def test_deterministic_sampler_keeps_marginals():
 
 def test_respacing_keeps_endpoints():
     p = Process(SCHEDULE_PRESETS["sr"])
-    q, keep = p.respaced(5)
+    q = p.respaced(5)
+    keep = q.net_timesteps
     assert keep[-1] == 14 and keep[0] == 0 and q.num_steps == 5
     assert_close(q.sqrt_etas, p.sqrt_etas[keep])
     with pytest.raises(ValueError):

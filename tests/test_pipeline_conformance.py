@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch.testing import assert_close
 
 from tadsr.checkpoints.official import load_official
-from tadsr.diffusion import SCHEDULE_PRESETS, Process, sample_ancestral
+from tadsr.diffusion import SCHEDULE_PRESETS, Denoiser, Process, sample_ancestral
 from tadsr.inference.pipeline import SRPipeline
 from tadsr.nets.codec import VQCodec
 
@@ -44,7 +44,7 @@ def test_resshift_15_step_sampling(conformance_dir, official_files):
         process = Process(SCHEDULE_PRESETS["sr"])
         steps = list(r["step_noise"])
         latent = sample_ancestral(
-            unet, process, r["z_y"], r["y0"], noise=r["prior_noise"], step_noise=steps
+            Denoiser(unet, process), r["z_y"], r["y0"], noise=r["prior_noise"], step_noise=steps
         )
         assert_close(latent, r["final_latent"], atol=1e-4, rtol=1e-4)
         _, idx = codec.autoencoder.quantize(latent)

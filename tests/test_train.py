@@ -321,7 +321,7 @@ def replace_iterations(cfg, n: int):
 
 
 def test_teacher_steps_respaces_the_regression_target(teacher_file):
-    from tadsr.diffusion import sample_deterministic
+    from tadsr.diffusion import Denoiser, sample_deterministic
     from tadsr.inference.pipeline import SRPipeline
     from tadsr.train.distill import teacher_target
 
@@ -330,13 +330,13 @@ def test_teacher_steps_respaces_the_regression_target(teacher_file):
     y, lq = torch.rand(1, 48, 16, 16, generator=g) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
     eps = torch.randn(y.shape, generator=g)
     cfg = resolve("distill", "tiny")
-    full = sample_deterministic(pipe.net, pipe.process, y, lq, noise=eps)
+    full = sample_deterministic(Denoiser(pipe.net, pipe.process), y, lq, noise=eps)
     assert torch.equal(teacher_target(pipe, cfg, y, lq, eps), full)  # 0 = all T steps
     cfg.teacher_steps = 4
-    proc, tmap = pipe.process.respaced(4)
+    proc = pipe.process.respaced(4)
     calls = []
     net = lambda x, t, c: calls.append(t[0].item()) or pipe.net(x, t, c)  # noqa: E731
-    four = sample_deterministic(net, proc, y, lq, noise=eps, timestep_map=tmap)
+    four = sample_deterministic(Denoiser(net, proc), y, lq, noise=eps)
     assert calls == sorted(calls, reverse=True) and len(calls) == 4 and calls[0] == 14
     assert torch.equal(teacher_target(pipe, cfg, y, lq, eps), four)
     assert not torch.equal(four, full)

@@ -18,6 +18,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from tadsr.checkpoints.errors import CheckpointError
+from tadsr.utils.files import one_line
+
 __all__ = [
     "CheckpointError",
     "LoadReport",
@@ -34,10 +37,6 @@ Kind = Literal["unet", "vq"]
 
 _WRAPPERS = ("state_dict", "params_ema", "params", "model")
 _PREFIXES = ("module.", "_orig_mod.")
-
-
-class CheckpointError(Exception):
-    """A checkpoint file that cannot be used; the message is one line naming the file."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,7 +107,7 @@ def _read_raw(path: Path) -> Any:
                 "(weights_only=True). Re-save it as a plain state dict"
             ) from None
         raise CheckpointError(
-            f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})"
+            f"{path}: corrupt or truncated checkpoint ({one_line(exc)[:160]})"
         ) from None
     except (
         RuntimeError,
@@ -120,7 +119,7 @@ def _read_raw(path: Path) -> Any:
         SafetensorError,
     ) as exc:
         raise CheckpointError(
-            f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})"
+            f"{path}: corrupt or truncated checkpoint ({one_line(exc)[:160]})"
         ) from None
 
 
@@ -131,11 +130,6 @@ def read_training_state(path: Path) -> dict:
     if not isinstance(payload, dict) or not {"step", "config", "ema"} <= set(payload):
         raise CheckpointError(f"{path}: not a tadsr training checkpoint (no step, config, ema)")
     return payload
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def _canonicalize(obj: Any) -> tuple[dict[str, Tensor], list[str]]:
@@ -326,15 +320,16 @@ def _recorded_unet_config(obj: Any):
 
 
 def load_official(
-    path: str | Path, expect: Kind | None = None, *, materialize: bool = True
+    path: str | Path, expect: Kind | None = None, *, materialize: bool = True, raw: Any = None
 ) -> LoadedCheckpoint:
     """Load an official checkpoint: infer its config, build the module, load it strictly.
 
     `materialize=False` builds the module on the meta device and only checks keys and shapes
-    (what `tadsr info` needs). The module is float32 on CPU, in eval mode.
+    (what `tadsr info` needs). The module is float32 on CPU, in eval mode. `raw`: the file's
+    content when the caller has read it already.
     """
     path = Path(path)
-    sd_raw = _read_raw(path)
+    sd_raw = _read_raw(path) if raw is None else raw
     recorded = _recorded_unet_config(sd_raw)
     if recorded is not None:  # a tadsr training checkpoint: its EMA weights, its own config
         sd_raw = sd_raw["ema"]

@@ -1,7 +1,7 @@
-"""The residual-shifting process and its samplers."""
+"""The residual-shifting process, the denoiser over a network, and the samplers."""
 
 from tadsr.diffusion.samplers import (
-    predict_x0,
+    Denoiser,
     sample_ancestral,
     sample_deterministic,
     sample_one_step,
@@ -10,9 +10,9 @@ from tadsr.diffusion.schedule import SCHEDULE_PRESETS, Process, ScheduleConfig
 
 __all__ = [
     "SCHEDULE_PRESETS",
+    "Denoiser",
     "Process",
     "ScheduleConfig",
-    "predict_x0",
     "sample_ancestral",
     "sample_deterministic",
     "sample_one_step",

@@ -1,8 +1,10 @@
-"""Samplers over any x0-predicting network `net(x_scaled, t, lq) -> x0_hat`.
+"""The denoiser and the samplers over it.
 
-Pure functions: they take the process, the LR latent y, the LR image (conditioning) and the
-noise (or a generator), and return the final latent. The one-step sampler is the one-step
-case of the same signature.
+`Denoiser(net, process)` is D(x_t, t, lq) -> x0_hat: it owns the network's input scaling and
+the map from the process's steps to the network's timesteps (as k-diffusion's wrappers own
+c_in), so a network never sees eta or kappa and a respaced process needs nothing passed
+beside it. The samplers are pure functions of (denoiser, y, lq, noise); the ancestral and the
+deterministic one share one loop, and the one-step sampler is its one-step case.
 """
 
 from __future__ import annotations
@@ -17,80 +19,102 @@ from tadsr.diffusion.schedule import Process
 Net = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 
+class Denoiser:
+    """x0_hat = net(x_t / sqrt(kappa^2 eta_t + 1), net_timesteps[t], lq)."""
+
+    def __init__(self, net: Net, process: Process):
+        self.net = net
+        self.process = process
+
+    def _inputs(self, x_t: Tensor, t: int | Tensor) -> tuple[Tensor, Tensor]:
+        p = self.process
+        tt = p.timesteps(t, x_t.shape[0], x_t.device) if isinstance(t, int) else t
+        return p.scale_input(x_t, tt), p.net_timesteps.to(tt.device)[tt]
+
+    def __call__(self, x_t: Tensor, t: int | Tensor, lq: Tensor | None) -> Tensor:
+        """t: the process step, an int or a (B,) tensor of indices."""
+        x, t_net = self._inputs(x_t, t)
+        return self.net(x, t_net, lq)
+
+    def features(self, x_t: Tensor, t: int | Tensor, lq: Tensor | None) -> list[Tensor]:
+        """The network's encoder feature maps at x_t (what the TAD-SR discriminator reads)."""
+        x, t_net = self._inputs(x_t, t)
+        return self.net.encoder_features(x, t_net, lq)
+
+
 def _noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device="cpu").to(
         like.device
     )
 
 
-def predict_x0(
-    net: Net,
-    process: Process,
-    x_t: Tensor,
-    t: int | Tensor,
+def _sample(
+    denoiser: Denoiser,
+    y: Tensor,
     lq: Tensor | None,
-    t_net: Tensor | None = None,
+    noise: Tensor | None,
+    generator: torch.Generator | None,
+    update: Callable[[int, int, Tensor, Tensor, Tensor], Tensor],
 ) -> Tensor:
-    """x0_hat = net(x_t / sqrt(kappa^2 eta_t + 1), t, lq); t_net: index the net sees."""
-    tt = process.timesteps(t, x_t.shape[0], x_t.device) if isinstance(t, int) else t
-    return net(process.scale_input(x_t, tt), tt if t_net is None else t_net, lq)
+    """x_{T-1} = y + kappa sqrt(eta_{T-1}) noise; then x = update(i, t, x0_hat, x, t) down
+    to t = 0, where the last update returns the final latent."""
+    process = denoiser.process
+    x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
+    for i, t in enumerate(range(process.last_t, -1, -1)):
+        tt = process.timesteps(t, y.shape[0], y.device)
+        x = update(i, t, denoiser(x, tt, lq), x, tt)
+    return x
 
 
 def sample_ancestral(
-    net: Net,
-    process: Process,
+    denoiser: Denoiser,
     y: Tensor,
     lq: Tensor | None,
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     step_noise: Sequence[Tensor] | None = None,
-    timestep_map: Tensor | None = None,
 ) -> Tensor:
-    """ResShift's sampler: x_{T-1} = prior, then x_{t-1} ~ q(x_{t-1} | x_t, x0_hat)."""
-    x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
-    for i, t in enumerate(range(process.last_t, -1, -1)):
-        tt = process.timesteps(t, y.shape[0], y.device)
-        t_net = None if timestep_map is None else timestep_map.to(y.device)[tt]
-        x0 = predict_x0(net, process, x, tt, lq, t_net)
+    """ResShift's sampler: x_{t-1} ~ q(x_{t-1} | x_t, x0_hat); `step_noise[i]` is the noise of
+    the i-th step (else drawn from `generator`)."""
+    process = denoiser.process
+
+    def update(i: int, t: int, x0: Tensor, x: Tensor, tt: Tensor) -> Tensor:
         mean = process.posterior_mean(x0, x, tt)
         if t == 0:
-            x = mean
-        else:
-            n = step_noise[i] if step_noise is not None else _noise(y, generator)
-            x = mean + torch.exp(0.5 * process.posterior_log_variance(tt, x)) * n
-    return x
+            return mean
+        n = step_noise[i] if step_noise is not None else _noise(y, generator)
+        return mean + torch.exp(0.5 * process.posterior_log_variance(tt, x)) * n
+
+    return _sample(denoiser, y, lq, noise, generator, update)
 
 
 def sample_deterministic(
-    net: Net,
-    process: Process,
+    denoiser: Denoiser,
     y: Tensor,
     lq: Tensor | None,
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
-    timestep_map: Tensor | None = None,
 ) -> Tensor:
-    """The deterministic update used by distillation: x_{t-1} = k x0_hat + m x_t + j y."""
-    x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
-    for t in range(process.last_t, -1, -1):
-        tt = process.timesteps(t, y.shape[0], y.device)
-        t_net = None if timestep_map is None else timestep_map.to(y.device)[tt]
-        x0 = predict_x0(net, process, x, tt, lq, t_net)
-        x = x0 if t == 0 else process.ddim_step(x0, x, y, tt)
-    return x
+    """SinSR's deterministic update, used by distillation: x_{t-1} = k x0_hat + m x_t + j y."""
+    process = denoiser.process
+
+    def update(i: int, t: int, x0: Tensor, x: Tensor, tt: Tensor) -> Tensor:
+        return x0 if t == 0 else process.ddim_step(x0, x, y, tt)
+
+    return _sample(denoiser, y, lq, noise, generator, update)
 
 
 def sample_one_step(
-    net: Net,
-    process: Process,
+    denoiser: Denoiser,
     y: Tensor,
     lq: Tensor | None,
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The student: x0_hat = net(scale(y + kappa sqrt(eta_{T-1}) eps), T-1, lq)."""
+    """The student: x0_hat = D(y + kappa sqrt(eta_{T-1}) eps, T-1, lq)."""
+    process = denoiser.process
     x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
-    return predict_x0(net, process, x, process.last_t, lq)
+    return denoiser(x, process.last_t, lq)

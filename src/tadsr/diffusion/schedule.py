@@ -76,10 +76,14 @@ def _take(arr: Tensor, t: Tensor, like: Tensor) -> Tensor:
 class Process:
     """Residual shifting between x0 (HR latent) and y (LR latent); knows no network."""
 
-    def __init__(self, cfg: ScheduleConfig = ScheduleConfig(), sqrt_etas: Tensor | None = None):
+    def __init__(self, cfg: ScheduleConfig = ScheduleConfig(), keep: Tensor | None = None):
         self.cfg = cfg
         self.kappa = float(cfg.kappa)
-        self.sqrt_etas = sqrt_eta_schedule(cfg) if sqrt_etas is None else sqrt_etas.double()
+        full = sqrt_eta_schedule(cfg)
+        # net_timesteps[t]: the timestep the network was trained at for this process's step t
+        # (the identity, or the kept steps of a respaced process, as diffusers' timesteps)
+        self.net_timesteps = torch.arange(full.numel()) if keep is None else keep.long()
+        self.sqrt_etas = full[self.net_timesteps]
         self.num_steps = int(self.sqrt_etas.numel())
         self.etas = self.sqrt_etas**2
         self.etas_prev = torch.cat([self.etas.new_zeros(1), self.etas[:-1]])
@@ -153,8 +157,9 @@ class Process:
             + _take(self.ddim_j, t, x_t) * y
         )
 
-    def respaced(self, n: int) -> tuple[Process, Tensor]:
-        """A process over n of the T steps (indices int(T/n * k)) and the map to original t."""
+    def respaced(self, n: int) -> Process:
+        """A process over n of the T steps (indices int(T/n * k), the last one kept); its
+        `net_timesteps` map each of its steps to the network's."""
         if not 1 <= n <= self.num_steps:
             raise ValueError(f"steps must be in 1..{self.num_steps}, got {n}")
         keep = torch.tensor([int(self.num_steps / n * k) for k in range(n)], dtype=torch.long)
@@ -162,4 +167,4 @@ class Process:
             keep = torch.tensor([self.last_t])
         elif keep[-1] != self.last_t:
             keep[-1] = self.last_t
-        return Process(self.cfg, sqrt_etas=self.sqrt_etas[keep]), keep
+        return Process(self.cfg, keep=self.net_timesteps[keep])

@@ -16,12 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tadsr.inference.imageio import (
-    DEFAULT_MAX_PIXELS,
-    IMAGE_SUFFIXES,
-    is_complete_image,
-    is_tadsr_output,
-)
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
+from tadsr.inference.options import UpscaleOptions
+from tadsr.utils.files import IMAGE_SUFFIXES, list_images, one_line
 
 PROG = "tadsr upscale"
 
@@ -89,48 +86,7 @@ def register(subparsers) -> None:
         default=None,
         help="official VQ autoencoder .pth for an official UNet .pth",
     )
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        metavar="N",
-        help="sampling steps of a teacher model (default: the model's own)",
-    )
-    p.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tile size in LR pixels (default: automatic, bounded memory; 0: never tile)",
-    )
-    p.add_argument(
-        "--tile-overlap",
-        type=int,
-        default=16,
-        metavar="N",
-        help="overlap of neighbouring tiles in LR pixels (default 16)",
-    )
-    p.add_argument(
-        "--tile-pad",
-        type=int,
-        default=None,
-        metavar="N",
-        help="context around each tile in LR pixels (default: the model's receptive halo)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument(
-        "--outscale",
-        type=float,
-        default=None,
-        metavar="F",
-        help="final scale; the x4 result is resized to it (default 4)",
-    )
-    p.add_argument(
-        "--color-fix",
-        choices=("none", "wavelet", "adain"),
-        default="none",
-        help="colour correction against the input (default none)",
-    )
+    UpscaleOptions.add_arguments(p)
     p.add_argument(
         "--device",
         default="auto",
@@ -147,13 +103,6 @@ def register(subparsers) -> None:
         "--overwrite",
         action="store_true",
         help="replace existing outputs (never an input); default: skip them",
-    )
-    p.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="N",
-        help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no summary line"
@@ -181,14 +130,7 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         path = Path(arg)
         if path.is_dir():
             try:
-                found = sorted(
-                    p
-                    for p in path.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES
-                    and not p.name.startswith(".")
-                    and p.is_file()
-                    and not is_tadsr_output(p)
-                )
+                found = [p for p in list_images(path) if not is_tadsr_output(p)]
             except OSError as exc:
                 errors.append(f"{path}: cannot list folder: {exc.strerror or exc}")
                 continue
@@ -257,30 +199,8 @@ def _say(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    from tadsr.cli import UsageError
-    from tadsr.inference.upscaler import UpscaleOptions
-
-    try:
-        _options(args, UpscaleOptions).validate()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.max_pixels < 1:
-        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
-
-
-def _options(args: argparse.Namespace, cls):
-    return cls(
-        tile=args.tile,
-        tile_overlap=args.tile_overlap,
-        tile_pad=args.tile_pad,
-        seed=args.seed,
-        outscale=args.outscale,
-        color_fix=args.color_fix,
-        steps=args.steps,
-        max_pixels=args.max_pixels,
-        progress=not args.quiet and sys.stderr.isatty(),
-    )
+def _options(args: argparse.Namespace) -> UpscaleOptions:
+    return UpscaleOptions.from_args(args, progress=not args.quiet and sys.stderr.isatty())
 
 
 def load_pipeline(model: str | None, autoencoder: str | None, device, dtype):
@@ -295,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
     from tadsr.cli import UsageError
     from tadsr.utils.device import DeviceError, dist_rank_world, pick_device, pick_dtype
 
-    _check_options(args)
+    try:
+        _options(args).validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         device, dtype = pick_device(args.device), pick_dtype(args.dtype)
         rank, world = dist_rank_world()
@@ -348,31 +271,18 @@ def _prepare_outdir(outdir: Path) -> bool:
 
 def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.cli import UsageError
-    from tadsr.inference.upscaler import UpscaleOptions, Upscaler
+    from tadsr.inference.upscaler import Upscaler
 
     try:
         pipe = load_pipeline(args.model, args.autoencoder, device, dtype)
     except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
         name = args.model or "the bundled student"
-        print(f"{PROG}: error: cannot load model {name}: {_one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
         return None
-    if pipe.kind == "student" and args.steps not in (None, 1):
-        raise UsageError(
-            f"--steps {args.steps}: the one-step student runs in one step "
-            "(--steps is for a teacher model)"
-        )
-    if args.steps is not None and args.steps > pipe.process.num_steps:
-        raise UsageError(
-            f"--steps {args.steps}: this teacher was trained with {pipe.process.num_steps} "
-            f"steps; choose 1 to {pipe.process.num_steps}"
-        )
-    opts = _options(args, UpscaleOptions)
-    return Upscaler(pipe, **vars(opts))
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    try:
+        return Upscaler(pipe, **vars(_options(args)))
+    except ValueError as exc:  # an option that does not suit this model (--steps)
+        raise UsageError(str(exc)) from None
 
 
 # Outputs up to this many pixels are encoded in a background thread while the next image
@@ -410,7 +320,7 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
         if isinstance(exc, (ImageReadError, ImageWriteError)):
             _say(f"{PROG}: {exc}")
         else:  # out of memory, a model error...: name the file, go on
-            _say(f"{PROG}: {job.src}: failed: {type(exc).__name__}: {_one_line(exc)}")
+            _say(f"{PROG}: {job.src}: failed: {type(exc).__name__}: {one_line(exc)}")
 
     def finish(pending: tuple[Job, Future] | None) -> None:
         nonlocal written

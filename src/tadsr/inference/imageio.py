@@ -7,9 +7,8 @@ the file, anything that is not a readable image: missing, empty, not an image, c
 truncated, or larger than the pixel limit (a decompression-bomb guard, an error, not a warning).
 
 Pillow reduces 16-bit RGB(A) PNG and TIFF to 8 bits, so 16-bit PNGs are decoded and encoded
-here (zlib + numpy, PNG spec §9 filters) and 16-bit colour TIFFs are read with `tifffile`
-when it is installed. Files are written atomically: a temporary file beside the target,
-then `os.replace`.
+with `imagecodecs` (libpng) and 16-bit colour TIFFs with `tifffile`. Files are written
+atomically (`tadsr.utils.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, one_line
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PIXELS = 64_000_000  # 64 MP, e.g. 8000 x 8000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # zlib level of written PNGs: 1 is ~3x faster to write than Pillow's default 6 for files
 # ~10% larger (OpenCV's default, so what Real-ESRGAN writes).
@@ -146,25 +146,15 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         if head.startswith(_PNG_SIGNATURE) and len(head) >= 29 and head[12:16] == b"IHDR":
             width, height, depth, _, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
             _check_pixels(path, width, height, max_pixels)
-            if depth == 16 and interlace == 0:
-                return _read_png16(path)
             if depth == 16:
-                pic = _read_with_pillow(path, max_pixels)
-                if pic.bits == 8:
-                    pic.note = "interlaced 16-bit PNG read at 8 bits"
-                return pic
+                return _read_png16(path)
         return _read_with_pillow(path, max_pixels)
     except ImageReadError:
         raise
     except MemoryError:
         raise ImageReadError(f"{path}: not enough memory to decode it") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-        raise ImageReadError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise ImageReadError(f"{path}: corrupt or truncated image ({one_line(exc)})") from None
 
 
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
@@ -203,7 +193,7 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                     pic = _read_tiff16(path)
                     if pic is not None:
                         return pic
-                    note = "16-bit colour TIFF read at 8 bits (install tifffile to keep 16 bits)"
+                    note = "16-bit colour TIFF read at 8 bits (an unusual sample layout)"
                 else:
                     note = None
                 if frames > 1:
@@ -219,12 +209,10 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
 
 def _read_tiff_other(path: Path, max_pixels: int | None) -> Picture | None:
     """A TIFF that Pillow cannot open (e.g. 32-bit float RGB), through tifffile: float data
-    is taken as [0, 1] and clipped, 8/16-bit integers as they are; None when it is not a TIFF
-    (or tifffile is missing); ImageReadError naming what is unsupported otherwise."""
-    try:
-        import tifffile
-    except ImportError:
-        return None
+    is taken as [0, 1] and clipped, 8/16-bit integers as they are; None when it is not a TIFF;
+    ImageReadError naming what is unsupported otherwise."""
+    import tifffile
+
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
@@ -255,11 +243,9 @@ def _tiff_is_16bit_color(img: Image.Image) -> bool:
 
 
 def _read_tiff16(path: Path) -> Picture | None:
-    """16-bit colour TIFF through tifffile (None when it is not installed)."""
-    try:
-        import tifffile
-    except ImportError:
-        return None
+    """16-bit colour TIFF through tifffile (None for a sample layout it does not hold)."""
+    import tifffile
+
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         arr = page.asarray()
@@ -278,60 +264,29 @@ def _read_tiff16(path: Path) -> Picture | None:
 
 # --------------------------------------------------------------------------- 16-bit PNG
 def _read_png16(path: Path) -> Picture:
-    """Decode a non-interlaced 16-bit PNG (colour types 0, 2, 4, 6) exactly."""
-    data = path.read_bytes()
-    pos = len(_PNG_SIGNATURE)
-    idat: list[bytes] = []
-    header = trns = exif = None
-    ended = False
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        crc = data[pos + 8 + length : pos + 12 + length]
-        if len(body) < length or len(crc) < 4:
-            raise ImageReadError(f"{path}: truncated PNG (chunk {ctype!r} cut short)")
-        if zlib.crc32(ctype + body) != struct.unpack(">I", crc)[0]:
-            raise ImageReadError(f"{path}: corrupt PNG (bad checksum in chunk {ctype!r})")
-        pos += 12 + length
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"tRNS":
-            trns = body
-        elif ctype == b"eXIf":
-            exif = body
-        elif ctype == b"IEND":
-            ended = True
-            break
-    if header is None or not idat:
-        raise ImageReadError(f"{path}: truncated PNG (no image data)")
-    if not ended:
-        raise ImageReadError(f"{path}: truncated PNG (no IEND chunk)")
-    width, height, depth, color_type, _, _, _ = header
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color_type)
-    if depth != 16 or channels is None:
-        raise ImageReadError(
-            f"{path}: unsupported PNG (bit depth {depth}, colour type {color_type})"
-        )
-    bpp = 2 * channels
-    stride = 1 + width * bpp
+    """A 16-bit PNG through libpng (imagecodecs); its transparent colour (tRNS) and EXIF
+    orientation read from the header chunks by Pillow."""
+    import imagecodecs
+
     try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise ImageReadError(f"{path}: corrupt or truncated PNG data ({exc})") from None
-    if len(raw) < stride * height:
-        raise ImageReadError(f"{path}: truncated PNG (image data cut short)")
-    rows = np.frombuffer(raw, np.uint8, stride * height).reshape(height, stride)
-    if rows[:, 0].max(initial=0) > 4:
-        raise ImageReadError(f"{path}: corrupt PNG (unknown row filter)")
-    pixels = _png_unfilter(rows[:, 0], rows[:, 1:].reshape(height, width, bpp))
-    arr = pixels.reshape(height, width, bpp).view(">u2").astype(np.uint16)
+        arr = imagecodecs.png_decode(path.read_bytes())
+    except imagecodecs.PngError as exc:
+        msg = one_line(exc)
+        if "crc" in msg.lower() or "data check" in msg:
+            raise ImageReadError(f"{path}: corrupt PNG (bad checksum: {msg})") from None
+        what = "truncated" if "too small" in msg or "end" in msg.lower() else "corrupt"
+        raise ImageReadError(f"{path}: {what} PNG ({msg})") from None
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    channels = arr.shape[2]
     color = arr[..., : 3 if channels >= 3 else 1]
     alpha = arr[..., -1] if channels in (2, 4) else None
-    if trns is not None and alpha is None and len(trns) == 2 * color.shape[2]:
-        key = np.frombuffer(trns, ">u2").astype(np.uint16)
-        alpha = np.where((color == key).all(axis=2), 0, 65535).astype(np.uint16)
+    with Image.open(path) as img:
+        key, exif = img.info.get("transparency"), img.info.get("exif")
+    if key is not None and alpha is None:
+        key = np.array(key if isinstance(key, tuple) else (key,), np.uint16)
+        if key.size == color.shape[2]:
+            alpha = np.where((color == key).all(axis=2), 0, 65535).astype(np.uint16)
     orientation = _exif_orientation(exif)
     color = np.ascontiguousarray(apply_orientation(color, orientation))
     if alpha is not None:
@@ -348,34 +303,6 @@ def _exif_orientation(exif: bytes | None) -> int:
         return int(tags.get(0x0112, 1))
     except Exception:  # a broken EXIF block never stops the image from loading
         return 1
-
-
-def _png_unfilter(types: np.ndarray, filt: np.ndarray) -> np.ndarray:
-    """Undo the PNG row filters (None, Sub, Up, Average, Paeth) for (H, W, bpp) bytes.
-
-    Each pixel depends on its left, upper and upper-left neighbours, so anti-diagonals are
-    independent: the loop runs over H + W - 1 diagonals, vectorised along each.
-    """
-    h, w, bpp = filt.shape
-    out = np.zeros((h + 1, w + 1, bpp), np.int16)  # a zero row and column of padding
-    f16 = filt.astype(np.int16)
-    types = types.astype(np.int8)
-    if (types == 0).all():
-        return filt.copy()
-    for d in range(h + w - 1):
-        ys = np.arange(max(0, d - w + 1), min(d, h - 1) + 1)
-        xs = d - ys
-        yy, xx = ys + 1, xs + 1
-        a = out[yy, xx - 1]
-        b = out[yy - 1, xx]
-        c = out[yy - 1, xx - 1]
-        t = types[ys][:, None]
-        p = a + b - c
-        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-        pred = np.select([t == 1, t == 2, t == 3, t == 4], [a, b, (a + b) >> 1, paeth], 0)
-        out[yy, xx] = (f16[ys, xs] + pred) & 255
-    return out[1:, 1:].astype(np.uint8)
 
 
 #: PNG text chunk that marks our outputs, so that a rerun over the output folder can
@@ -404,47 +331,27 @@ def is_complete_image(path: Path) -> bool:
         return False
 
 
+def _planes(pic: Picture) -> np.ndarray:
+    """(H, W, C): the colour planes, then alpha."""
+    if pic.alpha is None:
+        return pic.color
+    return np.concatenate([pic.color, pic.alpha[..., None]], axis=2)
+
+
 def _write_png16(fh, pic: Picture) -> None:
-    """Encode a 16-bit PNG with the Paeth filter, streamed through zlib in bands of rows."""
-    parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
-    channels = sum(p.shape[2] for p in parts)
-    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    h, w = pic.height, pic.width
-    bpp = 2 * channels
+    """Encode a 16-bit PNG with libpng (imagecodecs), marked as ours by a tEXt chunk."""
+    import imagecodecs
 
-    def chunk(kind: bytes, body: bytes) -> None:
-        fh.write(struct.pack(">I", len(body)) + kind + body)
-        fh.write(struct.pack(">I", zlib.crc32(kind + body)))
-
-    fh.write(_PNG_SIGNATURE)
-    chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
-    chunk(b"tEXt", PNG_MARK[0].encode("latin-1") + b"\0" + PNG_MARK[1].encode("latin-1"))
-    comp = zlib.compressobj(PNG_COMPRESS_LEVEL)
-    out = bytearray()
-    prev = np.zeros((1, w, bpp), np.int16)
-    band = max(1, (1 << 22) // max(1, w * bpp))
-    for y0 in range(0, h, band):
-        y1 = min(h, y0 + band)
-        block = np.concatenate([p[y0:y1].reshape(y1 - y0, w, -1) for p in parts], axis=2)
-        cur = block.astype(">u2").view(np.uint8).reshape(y1 - y0, w, bpp).astype(np.int16)
-        up = np.concatenate([prev, cur[:-1]], axis=0)
-        left = np.zeros_like(cur)
-        left[:, 1:] = cur[:, :-1]
-        upleft = np.zeros_like(cur)
-        upleft[:, 1:] = up[:, :-1]
-        p = left + up - upleft
-        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
-        pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-        filt = ((cur - pred) & 255).astype(np.uint8).reshape(y1 - y0, w * bpp)
-        rows = np.concatenate([np.full((y1 - y0, 1), 4, np.uint8), filt], axis=1)
-        out += comp.compress(rows.tobytes())
-        if len(out) > 1 << 24:
-            chunk(b"IDAT", bytes(out))
-            out.clear()
-        prev = cur[-1:]
-    out += comp.flush()
-    chunk(b"IDAT", bytes(out))
-    chunk(b"IEND", b"")
+    arr = _planes(pic)  # gray as (H, W): libpng refuses a length-1 axis with stride 0
+    data = imagecodecs.png_encode(
+        arr[..., 0] if arr.shape[2] == 1 else arr, level=PNG_COMPRESS_LEVEL
+    )
+    text = PNG_MARK[0].encode("latin-1") + b"\0" + PNG_MARK[1].encode("latin-1")
+    end_of_ihdr = len(_PNG_SIGNATURE) + 25  # 4 length + 4 type + 13 data + 4 CRC
+    fh.write(data[:end_of_ihdr])
+    fh.write(struct.pack(">I", len(text)) + b"tEXt" + text)
+    fh.write(struct.pack(">I", zlib.crc32(b"tEXt" + text)))
+    fh.write(data[end_of_ihdr:])
 
 
 # --------------------------------------------------------------------------- conversions
@@ -533,8 +440,7 @@ def picture_from_array(arr: np.ndarray) -> tuple[Picture, tuple]:
 def picture_to_array(pic: Picture, layout: tuple) -> np.ndarray:
     """Inverse of picture_from_array: the same number of dimensions, channels and dtype."""
     ndim, _, dtype = layout
-    parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
-    arr = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    arr = _planes(pic)
     if ndim == 2:
         arr = arr[..., 0]
     if np.dtype(dtype).kind == "f":
@@ -548,25 +454,14 @@ def picture_to_array(pic: Picture, layout: tuple) -> np.ndarray:
 def write_image(path: str | os.PathLike, pic: Picture) -> Path:
     """Write atomically (temporary file beside it, then rename); the format follows the suffix.
 
-    PNG keeps 16 bits; TIFF keeps 16 bits with tifffile installed (else gray only); JPEG,
-    WebP and BMP are 8-bit. Raises ImageWriteError('FILE: reason').
+    PNG and TIFF keep 16 bits; JPEG, WebP and BMP are 8-bit. Raises ImageWriteError('FILE: reason').
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            _encode(fh, pic, suffix)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            reason = exc.strerror or _one_line(exc)
-            raise ImageWriteError(f"{path}: cannot write: {reason}") from None
-        raise
+        with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+            _encode(fh, pic, path.suffix.lower())
+    except OSError as exc:
+        raise ImageWriteError(f"{path}: cannot write: {exc.strerror or one_line(exc)}") from None
     return path
 
 
@@ -587,19 +482,14 @@ def _encode(fh, pic: Picture, suffix: str) -> None:
             )
         return
     if suffix in (".tif", ".tiff") and pic.bits == 16:
-        try:
-            import tifffile
-        except ImportError:
-            tifffile = None
-        if tifffile is not None:
-            parts = [pic.color] + ([pic.alpha[..., None]] if pic.alpha is not None else [])
-            arr = np.concatenate(parts, axis=2)
-            extra = ["unassalpha"] if pic.alpha is not None else None
-            photometric = "minisblack" if pic.gray else "rgb"
-            if arr.shape[2] == 1:
-                arr = arr[..., 0]
-            tifffile.imwrite(fh, arr, photometric=photometric, extrasamples=extra)
-            return
+        import tifffile
+
+        arr = _planes(pic)
+        extra = ["unassalpha"] if pic.alpha is not None else None
+        photometric = "minisblack" if pic.gray else "rgb"
+        tifffile.imwrite(fh, arr[..., 0] if arr.shape[2] == 1 else arr, photometric=photometric,
+                         extrasamples=extra)  # fmt: skip
+        return
     fmt = {
         ".jpg": "JPEG",
         ".jpeg": "JPEG",

@@ -8,19 +8,19 @@ functions of tadsr.diffusion.samplers.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from tadsr.diffusion import (
+    Denoiser,
     Process,
-    ScheduleConfig,
     sample_ancestral,
     sample_deterministic,
     sample_one_step,
 )
+from tadsr.inference.options import steps_error
 
 SAMPLERS = ("ancestral", "deterministic")
 
@@ -128,29 +128,24 @@ class SRPipeline:
         img = img[..., : h * self.scale, : w * self.scale]
         return img.clamp(-1, 1).cpu()
 
+    @property
+    def max_steps(self) -> int:
+        """The number of steps the model was trained with (the most a teacher can run)."""
+        return self.process.num_steps
+
     def _sample(self, y, lq, noise, generator, steps, step_noise=None):
         steps = steps or self.default_steps
-        net = self._net_fp32_out
+        why = steps_error(steps, self.kind, self.max_steps)
+        if why:
+            raise ValueError(why)
         if self.kind == "student":
-            if steps != 1:
-                raise ValueError("a one-step student runs with steps=1")
-            return sample_one_step(net, self.process, y, lq, noise=noise)
-        process, tmap = (
-            (self.process, None)
-            if steps == self.process.num_steps
-            else self.process.respaced(steps)
-        )
+            return sample_one_step(Denoiser(self._net_fp32_out, self.process), y, lq, noise=noise)
+        process = self.process if steps == self.max_steps else self.process.respaced(steps)
+        denoiser = Denoiser(self._net_fp32_out, process)
         if self.sampler == "deterministic":
-            return sample_deterministic(net, process, y, lq, noise=noise, timestep_map=tmap)
+            return sample_deterministic(denoiser, y, lq, noise=noise)
         return sample_ancestral(
-            net,
-            process,
-            y,
-            lq,
-            noise=noise,
-            generator=generator,
-            step_noise=step_noise,
-            timestep_map=tmap,
+            denoiser, y, lq, noise=noise, generator=generator, step_noise=step_noise
         )
 
     def _net_fp32_out(self, x, t, lq):
@@ -158,101 +153,34 @@ class SRPipeline:
 
     # -- loading --------------------------------------------------------------------
     @classmethod
+    def from_loaded(cls, model, *, kind: str | None = None, **kwargs) -> SRPipeline:
+        """A pipeline around a `checkpoints.LoadedModel` (`kind` overrides the file's)."""
+        pipe = cls(
+            model.net,
+            model.codec,
+            model.process,
+            scale=model.scale,
+            kind=kind or model.kind,
+            meta=model.config,
+            **kwargs,
+        )
+        pipe.source = model.source
+        return pipe
+
+    @classmethod
     def from_pretrained(
         cls,
         name_or_path: str | None = None,
         *,
         autoencoder: str | None = None,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
         kind: str | None = None,
-        sampler: str = "ancestral",
+        **kwargs,
     ) -> SRPipeline:
-        from tadsr.checkpoints.official import CheckpointError, _read_raw, _sniff
-        from tadsr.models import resolve_model
+        """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
+        training checkpoint (`tadsr.checkpoints.load`); `kwargs`: sampler, device, dtype."""
+        from tadsr.checkpoints import load
 
-        path = resolve_model(name_or_path)
-        if path.suffix == ".safetensors":
-            pipe = cls._from_tadsr_file(
-                path,
-                device=device,
-                dtype=dtype,
-                kind=kind,
-                sampler=sampler,
-                autoencoder=autoencoder,
-            )
-        else:
-            with path.open("rb") as f:
-                head = f.read(64)
-            if _sniff(head) not in ("zip", "pickle"):
-                _read_raw(path)  # raises a CheckpointError that says what the file is
-            if autoencoder is None:
-                raise CheckpointError(
-                    f"{path}: an official UNet checkpoint needs its autoencoder "
-                    "(--autoencoder autoencoder_vq_f4.pth)"
-                )
-            pipe = cls._from_official(
-                path, Path(autoencoder), device=device, dtype=dtype, kind=kind, sampler=sampler
-            )
-        pipe.source = str(name_or_path or path.stem)
-        return pipe
-
-    @classmethod
-    def _from_tadsr_file(cls, path: Path, *, device, dtype, kind, sampler, autoencoder):
-        from tadsr.checkpoints.io import load_model_file
-        from tadsr.checkpoints.official import CheckpointError, load_official
-        from tadsr.nets.codec import VQCodec
-
-        meta, unet, codec = load_model_file(path)
-        if unet is None:
-            raise CheckpointError(
-                f"{path}: holds a {meta.get('kind')!r}, not a super-resolution model"
-            )
-        if codec is not None and autoencoder is not None:
-            raise CheckpointError(
-                f"{path}: carries its own codec; --autoencoder {autoencoder} does not apply"
-            )
-        if codec is None:
-            if autoencoder is None:
-                raise CheckpointError(f"{path}: has no codec inside; pass --autoencoder")
-            codec = VQCodec(load_official(Path(autoencoder), expect="vq").module)
-        file_kind = {"sr_student": "student", "sr_teacher": "teacher"}.get(meta.get("kind"))
-        process = Process(ScheduleConfig.from_dict(meta["schedule"]))
-        return cls(
-            unet,
-            codec,
-            process,
-            scale=int(meta.get("scale", 4)),
-            kind=kind or file_kind or "student",
-            sampler=sampler,
-            device=device,
-            dtype=dtype,
-            meta=meta,
-        )
-
-    @classmethod
-    def _from_official(cls, path: Path, ae_path: Path, *, device, dtype, kind, sampler):
-        from tadsr.checkpoints.official import CheckpointError, load_official
-        from tadsr.diffusion import SCHEDULE_PRESETS
-        from tadsr.nets.codec import VQCodec
-
-        unet = load_official(path, expect="unet").module
-        if unet.cfg.lq_size != unet.cfg.image_size:
-            raise CheckpointError(f"{path}: a face-restoration UNet, not an x4 SR model")
-        codec = VQCodec(load_official(ae_path, expect="vq").module)
-        if kind is None:
-            kind = "teacher" if "resshift" in path.name.lower() else "student"
-        return cls(
-            unet,
-            codec,
-            Process(SCHEDULE_PRESETS["sr"]),
-            scale=4,
-            kind=kind,
-            sampler=sampler,
-            device=device,
-            dtype=dtype,
-            meta={"source": str(path), "autoencoder": str(ae_path)},
-        )
+        return cls.from_loaded(load(name_or_path, autoencoder), kind=kind, **kwargs)
 
 
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:

@@ -17,9 +17,7 @@ resized with bicubic interpolation (antialiased when shrinking) straight to the 
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tadsr.inference.colorfix import COLOR_FIXES, apply_color_fix
+from tadsr.inference.colorfix import apply_color_fix
 from tadsr.inference.imageio import (
-    DEFAULT_MAX_PIXELS,
     Picture,
     picture_from_array,
     picture_from_pil,
@@ -38,56 +35,12 @@ from tadsr.inference.imageio import (
     read_image,
     write_image,
 )
+from tadsr.inference.options import UpscaleOptions
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
-
-
-@dataclass
-class UpscaleOptions:
-    """Options shared by `Upscaler` and `tadsr upscale` (LR pixels for the tile sizes).
-
-    tile: None = automatic (256 on CPU, from free memory on CUDA; small images untiled),
-    0 = never tile. tile_pad: context around each tile (None = the model's receptive halo).
-    seed: None = fresh noise each call. outscale: final scale (None = the model's, 4).
-    """
-
-    tile: int | None = None
-    tile_overlap: int = 16
-    tile_pad: int | None = None
-    seed: int | None = 0
-    outscale: float | None = None
-    color_fix: str = "none"
-    steps: int | None = None
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    progress: bool = False
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
-        if self.tile is not None and self.tile < 0:
-            raise ValueError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
-        if self.tile_overlap < 0:
-            raise ValueError(f"tile overlap must be >= 0, got {self.tile_overlap}")
-        if self.tile and self.tile_overlap >= self.tile:
-            raise ValueError(
-                f"tile overlap {self.tile_overlap} must be smaller than the tile {self.tile}"
-            )
-        if self.tile_pad is not None and self.tile_pad < 0:
-            raise ValueError(f"tile pad must be >= 0, got {self.tile_pad}")
-        if self.outscale is not None and not (
-            0 < self.outscale <= 64 and math.isfinite(self.outscale)
-        ):
-            raise ValueError(f"outscale must be in (0, 64], got {self.outscale}")
-        if self.color_fix not in COLOR_FIXES:
-            raise ValueError(
-                f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
-            )
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.max_pixels is not None and self.max_pixels < 1:
-            raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
 
 
 class Upscaler:
@@ -96,11 +49,7 @@ class Upscaler:
     def __init__(self, pipeline: Any, **options: Any) -> None:
         self.pipeline = pipeline
         self.options = UpscaleOptions(**options)
-        self.options.validate()
-        if pipeline.kind == "student" and self.options.steps not in (None, 1):
-            raise ValueError(
-                "steps applies to a multi-step teacher; the one-step student runs in one step"
-            )
+        self.options.validate(pipeline.kind, getattr(pipeline, "max_steps", None))
 
     @classmethod
     def from_pretrained(
@@ -112,13 +61,14 @@ class Upscaler:
         dtype: str | torch.dtype = "fp32",
         **options: Any,
     ) -> Upscaler:
-        """Load a bundled model name, our .safetensors, or an official .pth (+ autoencoder)."""
+        """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
+        training checkpoint."""
         from tadsr.inference.pipeline import SRPipeline
         from tadsr.utils.device import pick_device, pick_dtype
 
         pipe = SRPipeline.from_pretrained(
-            None if name_or_path is None else str(name_or_path),
-            autoencoder=None if autoencoder is None else str(autoencoder),
+            name_or_path,
+            autoencoder=autoencoder,
             device=pick_device(device),
             dtype=pick_dtype(dtype),
         )

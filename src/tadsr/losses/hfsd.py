@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from tadsr.diffusion.samplers import predict_x0
+from tadsr.diffusion.samplers import Denoiser
 from tadsr.diffusion.schedule import Process
 
 
@@ -42,12 +42,13 @@ def hfsd_loss(
     else:
         raise ValueError(f"noise must be 'gaussian' or 'uniform', got {noise!r}")
     n = n.to(x0_hat.device, x0_hat.dtype)
+    denoise = Denoiser(teacher, process)
     with torch.no_grad():
         x_s = process.q_sample(x0_hat.detach(), y, t, n)
-        eps_s = process.eps_from_x0(x_s, y, t, predict_x0(teacher, process, x_s, t, lq))
+        eps_s = process.eps_from_x0(x_s, y, t, denoise(x_s, t, lq))
         if reference == "teacher":
             x_r = process.q_sample(z_teacher, y, t, n)
-            eps_r = process.eps_from_x0(x_r, y, t, predict_x0(teacher, process, x_r, t, lq))
+            eps_r = process.eps_from_x0(x_r, y, t, denoise(x_r, t, lq))
         elif reference == "noise":
             eps_r = n
         else:

@@ -23,7 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tadsr.data.degradation import build_degradation
-from tadsr.diffusion import predict_x0, sample_deterministic
+from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
 from tadsr.nets.discriminator import TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
@@ -123,10 +123,8 @@ def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
     """The regression target: the teacher's deterministic sample from the student's own
     starting point, over all T steps or (``cfg.teacher_steps``) respaced to fewer."""
     n = cfg.teacher_steps
-    if not n or n == teacher.process.num_steps:
-        return sample_deterministic(teacher.net, teacher.process, y, lq, noise=eps)
-    process, tmap = teacher.process.respaced(n)
-    return sample_deterministic(teacher.net, process, y, lq, noise=eps, timestep_map=tmap)
+    process = teacher.process if not n else teacher.process.respaced(n)
+    return sample_deterministic(Denoiser(teacher.net, process), y, lq, noise=eps)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -366,4 +364,4 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
     )
 
 
-__all__ = ["distill", "predict_x0"]
+__all__ = ["distill"]

@@ -1,0 +1,122 @@
+"""`UpscaleOptions`: the one source of the upscale options' defaults, choices and help.
+
+`Upscaler(**options)` and `tadsr upscale` share it: `add_arguments` generates the command's
+flags from the fields (`--tile-overlap` from `tile_overlap`), `from_args` reads them back,
+and every rule is checked once, in `validate()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from tadsr.inference.colorfix import COLOR_FIXES
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+
+__all__ = ["UpscaleOptions", "steps_error"]
+
+
+def _option(default: Any, help: str, **argparse_kw: Any) -> Any:
+    """A field with its command-line form (`flag=None`: an API-only option)."""
+    return field(default=default, metadata={"help": help, **argparse_kw})
+
+
+@dataclass
+class UpscaleOptions:
+    """Options shared by `Upscaler` and `tadsr upscale` (LR pixels for the tile sizes)."""
+
+    steps: int | None = _option(
+        None, "sampling steps of a teacher model (default: the model's own)", metavar="N"
+    )
+    tile: int | None = _option(
+        None,
+        "tile size in LR pixels (default: automatic, bounded memory; 0: never tile)",
+        metavar="N",
+    )
+    tile_overlap: int = _option(
+        16, "overlap of neighbouring tiles in LR pixels (default 16)", metavar="N"
+    )
+    tile_pad: int | None = _option(
+        None,
+        "context around each tile in LR pixels (default: the model's receptive halo)",
+        metavar="N",
+    )
+    seed: int | None = _option(0, "noise seed (default 0; None in the API: fresh noise)")
+    outscale: float | None = _option(
+        None, "final scale; the x4 result is resized to it (default 4)", metavar="F", type=float
+    )
+    color_fix: str = _option(
+        "none", "colour correction against the input (default none)", choices=COLOR_FIXES
+    )
+    max_pixels: int | None = _option(
+        DEFAULT_MAX_PIXELS,
+        f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,})",
+        metavar="N",
+    )
+    progress: bool = _option(False, "progress bar over the tiles", flag=None)
+
+    def validate(self, kind: str | None = None, max_steps: int | None = None) -> None:
+        """Raise ValueError naming the first bad option; with the model's `kind` and
+        `max_steps` (its trained number of steps), the options that depend on it too."""
+        if self.tile is not None and self.tile < 0:
+            raise ValueError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
+        if self.tile_overlap < 0:
+            raise ValueError(f"tile overlap must be >= 0, got {self.tile_overlap}")
+        if self.tile and self.tile_overlap >= self.tile:
+            raise ValueError(
+                f"tile overlap {self.tile_overlap} must be smaller than the tile {self.tile}"
+            )
+        if self.tile_pad is not None and self.tile_pad < 0:
+            raise ValueError(f"tile pad must be >= 0, got {self.tile_pad}")
+        if self.outscale is not None and not (
+            0 < self.outscale <= 64 and math.isfinite(self.outscale)
+        ):
+            raise ValueError(f"outscale must be in (0, 64], got {self.outscale}")
+        if self.color_fix not in COLOR_FIXES:
+            raise ValueError(
+                f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
+            )
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
+        why = steps_error(self.steps, kind, max_steps)
+        if why:
+            raise ValueError(why)
+
+    # -- the command line ---------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One flag per field: --name-with-dashes, its type, default, choices and help."""
+        for f in fields(cls):
+            meta = dict(f.metadata)
+            if "flag" in meta and meta.pop("flag") is None:
+                continue
+            meta.setdefault("type", int if "int" in str(f.type) else str)
+            if "choices" in meta:
+                meta.pop("type")
+            default = f.default if f.default is not MISSING else None
+            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, **meta)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **extra: Any) -> UpscaleOptions:
+        """The options of parsed arguments (`extra`: the API-only ones)."""
+        names = [f.name for f in fields(cls) if f.metadata.get("flag", True) is not None]
+        return cls(**{n: getattr(args, n) for n in names}, **extra)
+
+
+def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:
+    """Why `steps` does not suit a model (None when it does): a student runs one step, a
+    teacher 1 to its trained number of steps."""
+    if steps is None:
+        return None
+    if steps < 1:
+        return f"steps must be >= 1, got {steps}"
+    if kind == "student" and steps != 1:
+        return f"steps {steps}: the one-step student runs in one step (steps is for a teacher)"
+    if kind == "teacher" and max_steps is not None and steps > max_steps:
+        return (
+            f"steps {steps}: this teacher was trained with {max_steps} steps; "
+            f"choose 1 to {max_steps}"
+        )
+    return None
