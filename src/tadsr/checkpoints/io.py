@@ -9,15 +9,15 @@ for the UNet: its buffers (Swin masks and index tables) are rebuilt by its const
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from tadsr.checkpoints.official import CheckpointError
+from tadsr.checkpoints.errors import CheckpointError
 from tadsr.nets.codec import Codec, VQCodec, build_codec
+from tadsr.utils.files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "KINDS", "save_model", "read_metadata", "load_model_file"]
 
@@ -64,7 +64,7 @@ def save_model(
     dtype: torch.dtype | None = torch.float16,
     codec_dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write our weights file atomically (temporary file + os.replace); return its path.
+    """Write our weights file atomically; return its path.
 
     `dtype` applies to the UNet's float tensors (None keeps them); `codec_dtype` to an embedded
     VQ codec's (default: kept in float32, so nearest-code decisions match the original).
@@ -96,14 +96,8 @@ def save_model(
     if not tensors:
         raise ValueError("save_model: nothing to save (no unet and no VQ codec weights)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_write(path) as tmp:  # the usual file mode: safetensors makes it private
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-        os.chmod(tmp, 0o644)  # safetensors creates the file private; a weights file is not
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

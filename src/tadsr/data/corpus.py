@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from tadsr.utils.files import atomic_write, list_images
+
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
 class CorpusError(RuntimeError):
@@ -224,9 +225,8 @@ def _write_manifest(out_dir: Path, photos: list[dict], complete: bool, extra: di
         **extra,
         "photos": sorted(photos, key=lambda p: p["name"]),
     }
-    tmp = out_dir / (MANIFEST_NAME + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(out_dir / MANIFEST_NAME)
+    with atomic_write(out_dir / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
 
 
 # --------------------------------------------------------------------------- the core
@@ -323,16 +323,6 @@ def process_candidates(
     return report
 
 
-def list_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursive, common formats), sorted."""
-    root = Path(root)
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
-
-
 def build_folder_corpus(
     src_dir: str | Path,
     out_dir: str | Path,
@@ -347,7 +337,7 @@ def build_folder_corpus(
         raise CorpusError(f"{src}: not a folder")
     cands = []
     used: set[str] = set()
-    for p in list_images(src):
+    for p in list_images(src, recursive=True):
         name = _unique(_safe_name(str(p.relative_to(src).with_suffix(""))), used)
         cands.append(Candidate(p, name, "folder", str(p.relative_to(src)), licence))
     if not cands:

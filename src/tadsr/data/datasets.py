@@ -6,7 +6,6 @@ Tensors are float in [0, 1], shape (3, H, W) (convert to [-1, 1] in the trainer)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tadsr.data.corpus import assign_split, list_images, read_manifest
+from tadsr.data.corpus import assign_split, read_manifest
+from tadsr.utils.files import list_images
 
 
 def image_to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
@@ -61,7 +61,7 @@ def corpus_images(root: str | Path, split: str | None = None) -> list[tuple[Path
                 continue
             items.append((root / p["file"], int(p["width"]), int(p["height"])))
     else:
-        paths = list_images(root)
+        paths = list_images(root, recursive=True)
         if split is not None:
             rel = [str(p.relative_to(root)) for p in paths]
             which = assign_split(rel)
@@ -183,8 +183,8 @@ class PairedFolderDataset(Dataset):
         for d in (self.lr_dir, self.hr_dir):
             if not d.is_dir():
                 raise ValueError(f"{d}: not a folder")
-        lr = {p.stem: p for p in list_images(self.lr_dir) if p.parent == self.lr_dir}
-        hr = {p.stem: p for p in list_images(self.hr_dir) if p.parent == self.hr_dir}
+        lr = {p.stem: p for p in list_images(self.lr_dir)}
+        hr = {p.stem: p for p in list_images(self.hr_dir)}
         if not hr:
             raise ValueError(f"{self.hr_dir}: no images")
         only_lr, only_hr = sorted(set(lr) - set(hr)), sorted(set(hr) - set(lr))
@@ -221,9 +221,3 @@ def make_training_pairs(
     with torch.no_grad():
         lr = degradation(hr_batch, generator)
     return lr, hr_batch
-
-
-def collate_names(batch: Sequence[tuple[torch.Tensor, torch.Tensor, str]]):
-    """Collate (lr, hr, name) items of equal size."""
-    lrs, hrs, names = zip(*batch)
-    return torch.stack(lrs), torch.stack(hrs), list(names)

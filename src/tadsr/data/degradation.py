@@ -16,7 +16,7 @@ noise and JPEG qualities are drawn per sample.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -33,6 +33,7 @@ from tadsr.data.kernels import (
     sinc_kernel,
     uniform,
 )
+from tadsr.utils.config import DictConfig
 
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
@@ -46,7 +47,7 @@ class Degradation(Protocol):
 
 
 @dataclass(frozen=True)
-class DegradationConfig:
+class DegradationConfig(DictConfig):
     """Parameters of the second-order Real-ESRGAN model (SPEC §6; defaults = the paper's)."""
 
     # stage 1
@@ -74,9 +75,6 @@ class DegradationConfig:
     final_sinc_prob: float = 0.8
     final_sinc_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
     final_sinc_pad: int = 21
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -433,8 +431,3 @@ def build_degradation(
     if name == "face":
         return FaceDegradation(config, scale)
     raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")
-
-
-def with_overrides(config: DegradationConfig, **kw) -> DegradationConfig:
-    """A copy of ``config`` with some fields replaced (YAML / flag overrides)."""
-    return replace(config, **kw)

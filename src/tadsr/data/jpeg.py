@@ -9,12 +9,6 @@ import torch
 from PIL import Image
 
 
-def to_uint8_hwc(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) float in [0,1] -> (H,W,3) uint8 (rounded)."""
-    arr = (img.detach().clamp(0, 1) * 255).round().to(torch.uint8)
-    return arr.permute(1, 2, 0).cpu().numpy()
-
-
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     """Encode an (H,W,3) uint8 image as JPEG at ``quality`` (4:2:0) and decode it."""
     buf = io.BytesIO()

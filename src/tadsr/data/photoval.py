@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tadsr.utils.files import atomic_write
+
 LR_KINDS = ("clean", "real")
 
 
@@ -131,9 +133,8 @@ def real_lr(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
 
 
 def _save(arr: np.ndarray, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr, "RGB").save(tmp, format="PNG", compress_level=6)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(arr, "RGB").save(tmp, format="PNG", compress_level=6)
 
 
 def make_photo_val(

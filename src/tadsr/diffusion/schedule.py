@@ -12,14 +12,16 @@ match it to rounding.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from tadsr.utils.config import DictConfig
+
 
 @dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(DictConfig):
     """The exponential eta schedule (ResShift "exponential", power p)."""
 
     steps: int = 15
@@ -30,17 +32,6 @@ class ScheduleConfig:
     # SinSR (and ResShift before 2024-03) clamp the first sqrt(eta) to <= sqrt(0.001);
     # the ResShift release that ships the face teacher does not. Same values for SR.
     floor_sqrt_0001: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ScheduleConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown schedule settings: {sorted(unknown)}")
-        return cls(**d)
 
 
 SCHEDULE_PRESETS: dict[str, ScheduleConfig] = {

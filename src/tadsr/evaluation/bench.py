@@ -44,11 +44,11 @@ def _child(
         import torch
 
         from tadsr.inference.pipeline import SRPipeline
+        from tadsr.utils.device import pick_dtype
 
         if threads:
             torch.set_num_threads(threads)
-        dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-        pipe = SRPipeline.from_pretrained(model, device=device, dtype=dt)
+        pipe = SRPipeline.from_pretrained(model, device=device, dtype=pick_dtype(dtype))
         w, h = size
         lq = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
         n = steps or pipe.default_steps

@@ -193,11 +193,8 @@ _LEARNED = ("lpips", "dists", "clipiqa", "clip_iqa", "musiq", "maniqa")
 
 def _pick_device(name: str) -> str:
     from tadsr.cli import UsageError
+    from tadsr.utils.device import pick_device
 
-    try:
-        from tadsr.utils.device import pick_device
-    except ImportError:  # pragma: no cover - the helper ships with the package
-        return "cpu" if name == "auto" else name
     try:
         return str(pick_device(name))
     except ValueError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tadsr.evaluation.metrics import canonical_name, metric_function, metric_spec, metric_status
+from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write
+from tadsr.utils.files import list_images as list_image_files
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_FR_METRICS = ("psnr", "ssim", "niqe", "brisque")
 DEFAULT_NR_METRICS = ("niqe", "brisque")
 
@@ -34,7 +34,7 @@ def list_images(path: str | os.PathLike) -> list[Path]:
         return [p]
     if not p.is_dir():
         raise EvalInputError(f"{p}: no such file or folder")
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_image_files(p)
     if not files:
         raise EvalInputError(f"{p}: no images found ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -181,26 +181,10 @@ def _jsonable(obj):
     return obj
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
-    """Write ``data`` as JSON through a temporary file beside ``path`` and os.replace."""
+    """Write ``data`` as strict JSON, atomically (creating the folder)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as tmp:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
     return target

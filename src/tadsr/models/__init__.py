@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tadsr.checkpoints.errors import CheckpointError
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = "tadsr-small"
 
@@ -17,8 +19,6 @@ def registry() -> dict[str, dict]:
 
 def resolve_model(name_or_path: str | None) -> Path:
     """A bundled model name or a file path -> an existing file (clear error otherwise)."""
-    from tadsr.checkpoints.official import CheckpointError
-
     name = name_or_path or DEFAULT_MODEL
     entries = registry()
     if name in entries:

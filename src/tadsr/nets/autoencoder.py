@@ -8,18 +8,19 @@ read back from a state dict's shapes alone (`infer_vq_config`).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tadsr.utils.config import DictConfig
+
 __all__ = ["VQConfig", "VQ_PRESETS", "VQAutoencoder", "infer_vq_config"]
 
 
 @dataclass(frozen=True)
-class VQConfig:
+class VQConfig(DictConfig):
     """Hyperparameters of VQModelTorch (its `ddconfig` plus n_embed / embed_dim)."""
 
     embed_dim: int = 3
@@ -60,24 +61,6 @@ class VQConfig:
         if isinstance(self.num_res_blocks, int):
             return (self.num_res_blocks,) * self.levels
         return tuple(self.num_res_blocks)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VQConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown VQConfig fields: {sorted(unknown)}")
-        kw = dict(d)
-        if isinstance(kw.get("num_res_blocks"), list):
-            kw["num_res_blocks"] = tuple(kw["num_res_blocks"])
-        return cls(**kw)
 
 
 VQ_PRESETS: dict[str, VQConfig] = {

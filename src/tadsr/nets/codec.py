@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,21 +14,7 @@ from torch import Tensor, nn
 
 from tadsr.nets.autoencoder import VQAutoencoder, VQConfig
 
-__all__ = ["Codec", "CodecLike", "VQCodec", "PixelUnshuffleCodec", "build_codec"]
-
-
-@runtime_checkable
-class CodecLike(Protocol):
-    """What the pipeline needs from a codec."""
-
-    factor: int
-    channels: int
-
-    def encode(self, img: Tensor) -> Tensor: ...
-
-    def decode(self, latent: Tensor) -> Tensor: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
+__all__ = ["Codec", "VQCodec", "PixelUnshuffleCodec", "build_codec"]
 
 
 class Codec(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ from tadsr.nets.blocks import (
     timestep_embedding,
 )
 from tadsr.nets.swin import SwinLayer
+from tadsr.utils.config import DictConfig
 
 FE_BASE_CHANNELS = 16  # first width of the official LQ feature extractor
 LQ_SKIP_KERNEL = 5  # covers bicubic's 4-tap support at every x4 sub-pixel phase
@@ -85,7 +86,7 @@ class LQSkip(nn.Module):
 
 
 @dataclass(frozen=True, kw_only=True)
-class UNetConfig:
+class UNetConfig(DictConfig):
     """Hyper-parameters of UNetModelSwin (names as in the official constructor).
 
     ``cond_lq`` True: the LQ image (``lq_channels``) is concatenated after x on channels,
@@ -197,23 +198,6 @@ class UNetConfig:
             return 0
         n = self.feature_extractor_stages
         return self.lq_channels if n == 0 else FE_BASE_CHANNELS * 2**n
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists)."""
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> UNetConfig:
-        """Inverse of ``to_dict``; lists or tuples accepted, unknown keys rejected."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"UNetConfig: unknown keys {sorted(unknown)}")
-        return cls(**dict(d))
 
 
 _SR = dict(
@@ -377,8 +361,6 @@ class SwinUNet(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters (buffers excluded)."""
         return sum(p.numel() for p in self.parameters())
-
-    feature_channels = staticmethod(feature_channels)
 
     # ------------------------------------------------------------------ forward
     def _embed(self, timesteps: Tensor, dtype: torch.dtype) -> Tensor:

@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser, default_preset: str) -> None:
 @contextlib.contextmanager
 def _clear_errors(what: str):
     """Bad data, files or settings end the run with one line (exit 1), not a traceback."""
-    from tadsr.checkpoints.official import CheckpointError
+    from tadsr.checkpoints import CheckpointError
 
     try:
         yield

@@ -15,6 +15,7 @@ import yaml
 
 from tadsr.diffusion.schedule import SCHEDULE_PRESETS, ScheduleConfig
 from tadsr.nets.unet import UNET_PRESETS, UNetConfig
+from tadsr.utils.config import from_dict, to_dict
 
 PIXEL_F4 = {"kind": "pixel_unshuffle", "factor": 4}
 VQ_F4 = {"kind": "vq", "path": "autoencoder_vq_f4.pth"}
@@ -229,60 +230,6 @@ DISTILL_PRESETS = {
         run=RunConfig(iterations=4, batch_size=2, ema=0.9, val_every=0, save_every=2, log_every=1),
     ),
 }
-
-
-# -- (de)serialisation ---------------------------------------------------------------
-def to_dict(cfg: Any) -> Any:
-    if hasattr(cfg, "to_dict"):
-        return cfg.to_dict()
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, tuple):
-        return list(cfg)
-    return cfg
-
-
-def from_dict(cls: type, d: dict) -> Any:
-    """Build a config dataclass from a (possibly partial) dict; unknown keys are an error."""
-    if hasattr(cls, "from_dict"):
-        return cls.from_dict(d)
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
-    kwargs = {}
-    hints = _field_types(cls)
-    for k, v in d.items():
-        t = hints[k]
-        if dataclasses.is_dataclass(t):
-            if not isinstance(v, dict):
-                raise ValueError(f"{k!r} is a group of settings, not a value (got {v!r})")
-            kwargs[k] = from_dict(t, v)
-        elif isinstance(v, list) and k not in ("codec",):
-            kwargs[k] = tuple(v)
-        else:
-            kwargs[k] = _checked(cls, k, t, v)
-    return cls(**kwargs)
-
-
-def _checked(cls: type, name: str, hint: Any, value: Any) -> Any:
-    """``value`` if it has the setting's plain type (int, float, str, bool); ints pass as
-    floats. Anything else is a one-line ValueError naming the setting."""
-    want = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
-    if hint not in want:
-        return value
-    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise ValueError(f"{cls.__name__} setting {name!r} must be {want[hint]}, got {value!r}")
-    return value
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(cls)
 
 
 def _parse_value(text: str) -> Any:

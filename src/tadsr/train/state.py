@@ -3,13 +3,15 @@ atomically (temporary file, then rename) so that `--resume` continues exactly.""
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from tadsr.checkpoints.errors import CheckpointError
+from tadsr.utils.files import atomic_write, one_line
 
 
 def rng_state() -> dict:
@@ -31,23 +33,20 @@ def set_rng_state(state: dict) -> None:
     random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
 
 
-def save_state(
-    path: Path, objects: dict[str, Any], step: int, config: dict, extra: dict | None = None
-) -> None:
+def save_state(path: Path, objects: dict[str, Any], step: int, config: dict) -> None:
     """objects: name -> object with state_dict(); written to path atomically."""
     payload = {name: obj.state_dict() for name, obj in objects.items() if obj is not None}
-    payload.update(step=int(step), config=config, rng=rng_state(), extra=extra or {})
+    payload.update(step=int(step), config=config, rng=rng_state())
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_state(path: Path, objects: dict[str, Any], config: dict | None = None) -> dict:
-    """Restore every object; returns the payload (step, config, extra). A file that is not a
+    """Restore every object; returns the payload (step, config). A file that is not a
     training checkpoint, or one whose network does not fit (``config``: this run's, to name
     the settings that differ), is a one-line ValueError naming the file."""
-    from tadsr.checkpoints.official import CheckpointError, read_training_state
+    from tadsr.checkpoints.official import read_training_state
 
     try:
         payload = read_training_state(path)
@@ -64,7 +63,7 @@ def load_state(path: Path, objects: dict[str, Any], config: dict | None = None) 
             obj.load_state_dict(payload[name])
         except (RuntimeError, ValueError, KeyError) as exc:
             diff = _differences(payload.get("config", {}), config or {})
-            why = f"settings differ: {diff}" if diff else str(exc).strip().splitlines()[0]
+            why = f"settings differ: {diff}" if diff else one_line(exc)
             raise ValueError(
                 f"cannot resume from {path}: its {name} does not fit ({why})"
             ) from None

@@ -12,7 +12,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# every format Pillow (or tifffile) reads for us; upscale, eval and the corpus builder share it
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm")
 
 
 def one_line(exc: BaseException) -> str:
@@ -47,17 +48,13 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None) -> Iterator[P
             tmp.unlink()
 
 
-def list_images(
-    folder: str | os.PathLike,
-    *,
-    suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
-    recursive: bool = False,
-) -> list[Path]:
-    """The image files of a folder, sorted, without hidden files (OSError if unreadable)."""
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """The image files of a folder (and its sub-folders when `recursive`), sorted, without
+    hidden files; OSError if it cannot be listed."""
     root = Path(folder)
     found = root.rglob("*") if recursive else root.iterdir()
     return sorted(
         p
         for p in found
-        if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
