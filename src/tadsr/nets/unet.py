@@ -237,11 +237,12 @@ UNET_PRESETS: dict[str, UNetConfig] = {
 
 
 def feature_channels(cfg: UNetConfig) -> list[int]:
-    """Channels of the 5 ``encoder_features`` maps (levels 1-3 ends, last encoder, middle)."""
-    last = cfg.num_levels - 1
-    chans = [cfg.model_channels * cfg.channel_mult[min(i, last)] for i in range(3)]
-    deepest = cfg.model_channels * cfg.channel_mult[last]
-    return chans + [deepest, deepest]
+    """Channels of the ``encoder_features`` maps: one per downsample (it keeps the channels
+    of the level it ends), then the last encoder block and the middle block (the deepest
+    level's). The official 4-level design gives 5 maps: 160, 320, 320, 640, 640."""
+    deepest = cfg.model_channels * cfg.channel_mult[-1]
+    downs = [cfg.model_channels * m for m in cfg.channel_mult[:-1]]
+    return downs + [deepest, deepest]
 
 
 class SwinUNet(nn.Module):
@@ -278,6 +279,8 @@ class SwinUNet(nn.Module):
         self.input_blocks = nn.ModuleList([TimestepSequential(nn.Conv2d(first_in, ch, 3, 1, 1))])
         skip_chans = [ch]
         self._level_ends: list[int] = []  # input block index ending each level (pre-downsample)
+        # discriminator taps: each downsample's output, then the last encoder block
+        self._feature_taps: list[int] = []
         ds = cfg.image_size
         for level, mult in enumerate(cfg.channel_mult):
             for j in range(cfg.num_res_blocks[level]):
@@ -290,8 +293,10 @@ class SwinUNet(nn.Module):
             self._level_ends.append(len(self.input_blocks) - 1)
             if level != cfg.num_levels - 1:
                 self.input_blocks.append(TimestepSequential(Downsample(ch, cfg.conv_resample)))
+                self._feature_taps.append(len(self.input_blocks) - 1)
                 skip_chans.append(ch)
                 ds //= 2
+        self._feature_taps.append(len(self.input_blocks) - 1)
         self.middle_block = TimestepSequential(res(ch, ch), swin(ch, ds), res(ch, ch))
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mult))):
@@ -411,21 +416,19 @@ class SwinUNet(nn.Module):
         return out.to(x.dtype)
 
     def encoder_features(self, x: Tensor, timesteps: Tensor, lq: Tensor | None) -> list[Tensor]:
-        """Five maps for the TAD-SR discriminator (SPEC §5.3).
+        """The maps the TAD-SR discriminator reads (SPEC §5.3).
 
-        The hidden state after the last block of levels 1, 2, 3 (before their downsample;
-        clipped to the deepest level when there are fewer levels), after the last encoder
-        block, and after the middle block. Channels: ``feature_channels(cfg)``.
+        The output of each downsample, then of the last encoder block, then of the middle
+        block: the official ``hs[3], hs[6], hs[9], hs[11]`` and middle for the 4-level
+        design (at SR size 32², 16², 8², 8², 8²). A model with fewer levels has fewer
+        downsamples, so fewer maps, and no map is repeated. Channels: ``feature_channels``.
         """
         h, emb = self._stem(x, timesteps, lq)
-        last = self.cfg.num_levels - 1
-        wanted = [self._level_ends[min(i, last)] for i in range(3)]
-        outs: dict[int, Tensor] = {}
+        feats: list[Tensor] = []
         for idx, block in enumerate(self.input_blocks):
             h = block(h, emb)
-            if idx in wanted:
-                outs[idx] = h
-        feats = [outs[i] for i in wanted] + [h]
+            if idx in self._feature_taps:
+                feats.append(h)
         feats.append(self.middle_block(h, emb))
         return feats
 

@@ -84,6 +84,11 @@ class MicroBatch:
     generator: torch.Generator
 
 
+def grad_norm(params, max_norm: float) -> Tensor:
+    """Total gradient norm, clipped to ``max_norm`` when it is > 0 (0 = no clipping)."""
+    return torch.nn.utils.clip_grad_norm_(list(params), max_norm if max_norm > 0 else math.inf)
+
+
 def micro_batches(
     dataset, degradation, *, step: int, batch_size: int, accum: int, d: Dist, seed: int
 ):

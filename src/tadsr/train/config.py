@@ -83,7 +83,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     warmup: int = 5000
     decay_from: int = 0  # > 0: cosine decay of the lr from this step to 0 at run.iterations
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # max gradient norm; 0 = no clipping (the distillation's default)
     betas: tuple[float, float] = (0.9, 0.999)
 
 
@@ -129,12 +129,16 @@ class DistillConfig:
     # 0 = all T (the paper); n < T = respaced to n steps, a target with less sampled texture
     teacher_steps: int = 0
     disc_lr: float = 5e-5
-    disc_hidden: int = 64
     teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples
     teacher_cache_file: str = ""  # reuse another run's cache (same teacher, seed and data)
     data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=lambda: _student_optim())
     run: RunConfig = field(default_factory=lambda: RunConfig(iterations=30_000))
+
+
+def _student_optim(**kw: Any) -> OptimConfig:
+    """The official distillation clips no gradient (SPEC §5.3)."""
+    return OptimConfig(grad_clip=0.0, **kw)
 
 
 def _small_teacher() -> TeacherConfig:
@@ -211,7 +215,7 @@ DISTILL_PRESETS = {
         # on whole photos for no better NIQE)
         teacher_steps=4,
         data=DataConfig(crop_size=128, val_count=28, degradation="mixed"),
-        optim=OptimConfig(lr=2e-4, warmup=50),
+        optim=_student_optim(lr=2e-4, warmup=50),
         run=RunConfig(
             iterations=800,
             batch_size=8,
@@ -226,7 +230,7 @@ DISTILL_PRESETS = {
         name="tiny",
         teacher_cache=4,
         data=DataConfig(crop_size=64, val_count=2),
-        optim=OptimConfig(lr=1e-4, warmup=1),
+        optim=_student_optim(lr=1e-4, warmup=1),
         run=RunConfig(iterations=4, batch_size=2, ema=0.9, val_every=0, save_every=2, log_every=1),
     ),
 }

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
+from tadsr.losses.adversarial import all_logits
 from tadsr.nets.discriminator import TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
 from tadsr.train import distributed
@@ -33,6 +34,7 @@ from tadsr.train.common import (
     after_step,
     config_json,
     finite_or_raise,
+    grad_norm,
     latents,
     lr_lambda,
     micro_batches,
@@ -150,9 +152,7 @@ def distill(
     process, codec, scale = teacher.process, teacher.codec, teacher.scale
     T1 = process.last_t
     student = copy.deepcopy(teacher.net).train().requires_grad_(True)
-    disc = TimeAwareDiscriminator(feature_channels(teacher.net.cfg), hidden=cfg.disc_hidden).to(
-        d.device
-    )
+    disc = TimeAwareDiscriminator(feature_channels(teacher.net.cfg)).to(d.device)
     use_gan = cfg.w_gan > 0
     ema = EMA(student, cfg.run.ema)
     opt = torch.optim.AdamW(
@@ -249,7 +249,7 @@ def distill(
                         stats["g"] += l_g.item() / accum
                     scaler.scale(loss / accum).backward()
             scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.optim.grad_clip)
+            gnorm = grad_norm(student.parameters(), cfg.optim.grad_clip)
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
@@ -329,7 +329,7 @@ def _disc_step(teacher, process, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d):
     loss = d_hinge_loss(real, fake)
     loss.backward()
     d_opt.step()
-    mean = lambda logits: float(torch.cat([x.detach().flatten() for x in logits]).mean())  # noqa: E731
+    mean = lambda logits: float(all_logits(logits).detach().mean())  # noqa: E731
     return loss.item(), mean(real), mean(fake)
 
 

@@ -22,6 +22,7 @@ from tadsr.train.common import (
     build_codec,
     config_json,
     finite_or_raise,
+    grad_norm,
     latents,
     lr_lambda,
     micro_batches,
@@ -124,7 +125,7 @@ def train_teacher(
                     scaler.scale(loss / accum).backward()
                 total += loss.item() / accum
             scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            gnorm = grad_norm(model.parameters(), cfg.optim.grad_clip)
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
