@@ -46,7 +46,7 @@ def _photo(size: int) -> np.ndarray:
 
 def load(name: str | None, kind: str, device: str):
     """(pipeline, label): the named / bundled model, else the untrained bundled architecture."""
-    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.pipeline import SRPipeline
 
     try:
         pipe = SRPipeline.from_pretrained(name, device=device)

@@ -16,9 +16,9 @@ from torch import Tensor, nn
 def tiny_student(seed: int = 0, kind: str = "student"):
     """The real SRPipeline around a ~20k-parameter SwinUNet with random (non-zero) weights."""
     from tadsr.diffusion import SCHEDULE_PRESETS, Process
-    from tadsr.inference.pipeline import SRPipeline
     from tadsr.nets.codec import PixelUnshuffleCodec
     from tadsr.nets.unet import SwinUNet, UNetConfig
+    from tadsr.pipeline import SRPipeline
 
     cfg = UNetConfig(
         image_size=8, in_channels=48, out_channels=48, model_channels=8, num_res_blocks=(1,),

@@ -11,8 +11,8 @@ from torch.testing import assert_close
 
 from tadsr.checkpoints.official import load_official
 from tadsr.diffusion import SCHEDULE_PRESETS, Denoiser, Process, sample_ancestral
-from tadsr.inference.pipeline import SRPipeline
 from tadsr.nets.codec import VQCodec
+from tadsr.pipeline import SRPipeline
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def test_export_from_checkpoint_matches_the_run_export(teacher_file, tmp_path):
 
 
 def test_lr_schedule_warmup_constant_cosine():
-    from tadsr.train.common import lr_lambda
+    from tadsr.train.optim import lr_lambda
 
     f = lr_lambda(warmup=4, decay_from=10, total=20)
     assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
@@ -232,9 +232,10 @@ def test_discriminator_heads_only_learn(teacher_file):
 def test_discriminator_logits_separate_on_an_easy_pair(teacher_file):
     """The logged mean real / fake logits move apart when fake is easy to tell (t_d = 0,
     fake = a flat latent): what the training log's d_real / d_fake columns show."""
-    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.diffusion import Denoiser
     from tadsr.nets.discriminator import TimeAwareDiscriminator
     from tadsr.nets.unet import feature_channels
+    from tadsr.pipeline import SRPipeline
     from tadsr.train.distill import _disc_step
 
     pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
@@ -248,7 +249,8 @@ def test_discriminator_logits_separate_on_an_easy_pair(teacher_file):
     t, n = torch.zeros(4, dtype=torch.long), torch.randn(x0.shape, generator=g)
     gaps = []
     for _ in range(15):
-        _, real, fake = _disc_step(pipe, pipe.process, disc, opt, x0, x0 * 0, y, lq, t, n)
+        D = Denoiser(pipe.net, pipe.process)
+        _, real, fake = _disc_step(D, disc, opt, x0, x0 * 0, y, lq, t, n)
         gaps.append(real - fake)
     assert abs(gaps[0]) < 0.05 and gaps[-1] > 0.3
 
@@ -322,7 +324,7 @@ def replace_iterations(cfg, n: int):
 
 def test_teacher_steps_respaces_the_regression_target(teacher_file):
     from tadsr.diffusion import Denoiser, sample_deterministic
-    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.pipeline import SRPipeline
     from tadsr.train.distill import teacher_target
 
     pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
@@ -346,8 +348,8 @@ def test_teacher_cache_does_not_depend_on_the_sharding(corpus, teacher_file):
     """The cache is a function of the sample index alone: one process computing samples
     0..5 gives what two processes computing the even and the odd ones give."""
     from tadsr.data.degradation import build_degradation
-    from tadsr.inference.pipeline import SRPipeline
-    from tadsr.train.common import training_crops
+    from tadsr.pipeline import SRPipeline
+    from tadsr.train.batches import training_crops
     from tadsr.train.distill import cache_samples
 
     cfg = _distill_cfg(corpus, teacher_file)
@@ -372,3 +374,26 @@ def test_a_non_finite_hfsd_term_stops_the_run_naming_it(
     cfg = _distill_cfg(corpus, teacher_file)
     with pytest.raises(FloatingPointError, match="hfsd is nan at step 1"):
         distill(cfg, tmp_path / "run", device="cpu")
+
+
+def test_curves_png_shows_every_logged_term(teacher_file, tmp_path):
+    """The run folder's curves.png has one panel per training term (loss, grad_norm, lr)
+    and per validation metric (psnr_y, ssim_y): 5 panels, 4 per row at 256 x 192 px."""
+    from tadsr.train.curves import plot_curves
+
+    png = teacher_file.parent / "curves.png"
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (4 * 256, 2 * 192)
+    assert plot_curves(tmp_path) is None  # nothing logged yet: no picture
+
+
+def test_tensorboard_events_when_installed(corpus, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train_teacher(_teacher_cfg(corpus, **{"run.iterations": 2}), run, device="cpu")
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert "train/lr" in events.Tags()["scalars"]

@@ -25,7 +25,7 @@ from tadsr.checkpoints.official import _read_raw, load_official
 from tadsr.diffusion import SCHEDULE_PRESETS, Process, ScheduleConfig
 from tadsr.nets.codec import Codec, VQCodec, build_codec
 
-__all__ = ["LoadedModel", "codec_from_config", "is_training_state", "load"]
+__all__ = ["LoadedModel", "codec_from_config", "from_training_state", "is_training_state", "load"]
 
 _FILE_KINDS = {"sr_student": "student", "sr_teacher": "teacher"}
 
@@ -68,7 +68,7 @@ def load(path_or_name: str | Path | None = None, autoencoder: str | Path | None 
     else:
         raw = _read_raw(path)  # a CheckpointError that says what the file is, if it is none
         if is_training_state(raw) and autoencoder is None:
-            model = _load_training_state(path, raw)
+            model = from_training_state(path, raw)
         else:
             model = _load_official(path, raw, autoencoder)
     model.source = str(path_or_name or path.stem)
@@ -123,7 +123,7 @@ def _load_official(path: Path, raw: Any, autoencoder) -> LoadedModel:
     )
 
 
-def _load_training_state(path: Path, payload: dict) -> LoadedModel:
+def from_training_state(path: Path, payload: dict) -> LoadedModel:
     """A run's EMA weights. A distillation run's student has its teacher's layout, codec,
     schedule and scale; a teacher run records its own."""
     from tadsr.nets.unet import SwinUNet, UNetConfig

@@ -232,6 +232,49 @@ def _write_manifest(out_dir: Path, photos: list[dict], complete: bool, extra: di
 # --------------------------------------------------------------------------- the core
 
 
+def _write_photo(
+    cand: Candidate,
+    out: Path,
+    src_sha: str,
+    downsample: int,
+    min_side: int,
+    seen_hash: list[tuple[int, str]],
+) -> dict | str:
+    """Check, downsample and write one new photo: its manifest entry, or why it is dropped."""
+    try:
+        img = load_rgb(cand.path)
+    except CorpusError as exc:
+        return str(exc)
+    reason = photo_reject_reason(img, min_side=min_side * downsample)
+    if reason:
+        return reason
+    ph = dhash(img)
+    dup = next((n for h, n in seen_hash if _hamming(h, ph) <= 10), None)
+    if dup is not None:
+        return f"near-duplicate of {dup}"
+    ow, oh = img.size
+    if downsample > 1:
+        img = img.crop((0, 0, ow - ow % downsample, oh - oh % downsample))
+        img = img.reduce(downsample)  # box filter = area averaging
+    file = f"{cand.name}.png"
+    img.save(out / file, format="PNG", compress_level=6)
+    return {
+        "name": cand.name,
+        "file": file,
+        "package": cand.package,
+        "package_version": cand.package_version,
+        "source_file": cand.source_file,
+        "licence": cand.licence,
+        "orig_width": ow,
+        "orig_height": oh,
+        "width": img.size[0],
+        "height": img.size[1],
+        "sha256": sha256_file(out / file),
+        "source_sha256": src_sha,
+        "dhash": f"{ph:064x}",
+    }
+
+
 def process_candidates(
     candidates: Sequence[Candidate],
     out_dir: str | Path,
@@ -271,41 +314,11 @@ def process_candidates(
         if prev is not None and ph is not None:
             entry = prev
         else:
-            try:
-                img = load_rgb(cand.path)
-            except CorpusError as exc:
-                report.dropped.append((cand.source_file, str(exc)))
+            entry = _write_photo(cand, out, src_sha, downsample, min_side, seen_hash)
+            if isinstance(entry, str):
+                report.dropped.append((cand.source_file, entry))
                 continue
-            reason = photo_reject_reason(img, min_side=min_side * downsample)
-            if reason:
-                report.dropped.append((cand.source_file, reason))
-                continue
-            ph = dhash(img)
-            dup = next((n for h, n in seen_hash if _hamming(h, ph) <= 10), None)
-            if dup is not None:
-                report.dropped.append((cand.source_file, f"near-duplicate of {dup}"))
-                continue
-            ow, oh = img.size
-            if downsample > 1:
-                img = img.crop((0, 0, ow - ow % downsample, oh - oh % downsample))
-                img = img.reduce(downsample)  # box filter = area averaging
-            file = f"{cand.name}.png"
-            img.save(out / file, format="PNG", compress_level=6)
-            entry = {
-                "name": cand.name,
-                "file": file,
-                "package": cand.package,
-                "package_version": cand.package_version,
-                "source_file": cand.source_file,
-                "licence": cand.licence,
-                "orig_width": ow,
-                "orig_height": oh,
-                "width": img.size[0],
-                "height": img.size[1],
-                "sha256": sha256_file(out / file),
-                "source_sha256": src_sha,
-                "dhash": f"{ph:064x}",
-            }
+            ph = int(entry["dhash"], 16)
         dup = next((n for h, n in seen_hash if _hamming(h, ph) <= 10), None)
         if dup is not None:
             report.dropped.append((cand.source_file, f"near-duplicate of {dup}"))

@@ -43,7 +43,7 @@ def _child(
     try:
         import torch
 
-        from tadsr.inference.pipeline import SRPipeline
+        from tadsr.pipeline import SRPipeline
         from tadsr.utils.device import pick_dtype
 
         if threads:

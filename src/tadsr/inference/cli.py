@@ -205,7 +205,7 @@ def _options(args: argparse.Namespace) -> UpscaleOptions:
 
 def load_pipeline(model: str | None, autoencoder: str | None, device, dtype):
     """SRPipeline.from_pretrained (a seam: tests may swap in another pipeline factory)."""
-    from tadsr.inference.pipeline import SRPipeline
+    from tadsr.pipeline import SRPipeline
 
     return SRPipeline.from_pretrained(model, autoencoder=autoencoder, device=device, dtype=dtype)
 

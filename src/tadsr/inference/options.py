@@ -14,8 +14,9 @@ from typing import Any
 
 from tadsr.inference.colorfix import COLOR_FIXES
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+from tadsr.pipeline import steps_error
 
-__all__ = ["UpscaleOptions", "steps_error"]
+__all__ = ["UpscaleOptions"]
 
 
 def _option(default: Any, help: str, **argparse_kw: Any) -> Any:
@@ -103,20 +104,3 @@ class UpscaleOptions:
         """The options of parsed arguments (`extra`: the API-only ones)."""
         names = [f.name for f in fields(cls) if f.metadata.get("flag", True) is not None]
         return cls(**{n: getattr(args, n) for n in names}, **extra)
-
-
-def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:
-    """Why `steps` does not suit a model (None when it does): a student runs one step, a
-    teacher 1 to its trained number of steps."""
-    if steps is None:
-        return None
-    if steps < 1:
-        return f"steps must be >= 1, got {steps}"
-    if kind == "student" and steps != 1:
-        return f"steps {steps}: the one-step student runs in one step (steps is for a teacher)"
-    if kind == "teacher" and max_steps is not None and steps > max_steps:
-        return (
-            f"steps {steps}: this teacher was trained with {max_steps} steps; "
-            f"choose 1 to {max_steps}"
-        )
-    return None

@@ -63,7 +63,7 @@ class Upscaler:
     ) -> Upscaler:
         """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
         training checkpoint."""
-        from tadsr.inference.pipeline import SRPipeline
+        from tadsr.pipeline import SRPipeline
         from tadsr.utils.device import pick_device, pick_dtype
 
         pipe = SRPipeline.from_pretrained(

@@ -474,6 +474,67 @@ def infer_unet_config(state_dict: Mapping[str, Tensor]) -> UNetConfig:
         raise ValueError(f"not a UNetModelSwin state dict (missing or malformed {err})") from None
 
 
+def _encoder_levels(sd: Mapping[str, Tensor]) -> tuple[list[list[int]], bool]:
+    """The ResBlock indices of each encoder level, and whether downsampling is a conv."""
+    indices = {int(m.group(1)) for k in sd if (m := re.match(r"input_blocks\.(\d+)\.", k))}
+    levels: list[list[int]] = [[]]
+    conv_resample = True
+    for idx in range(1, max(indices) + 1):
+        p = f"input_blocks.{idx}.0."
+        if f"{p}in_layers.2.weight" in sd:
+            levels[-1].append(idx)
+        elif f"{p}op.weight" in sd or idx not in indices:
+            conv_resample = f"{p}op.weight" in sd
+            levels.append([])
+        else:
+            raise ValueError(f"not a UNetModelSwin state dict: unknown block input_blocks.{idx}")
+    if any(not lv for lv in levels):
+        raise ValueError("not a UNetModelSwin state dict: a level without ResBlocks")
+    return levels, conv_resample
+
+
+def _swin_geometry(sd: Mapping[str, Tensor], levels: list[list[int]]):
+    """(middle Swin facts, window size, image size, attention resolutions)."""
+    n_levels = len(levels)
+    swin_levels = [
+        li
+        for li, lv in enumerate(levels)
+        if f"input_blocks.{lv[0]}.1.patch_embed.proj.weight" in sd
+    ]
+    mid = _swin_facts(sd, "middle_block.1.")
+    if mid["patch_norm"]:
+        raise ValueError("Swin patch_norm=True checkpoints are not supported (no official one)")
+    facts = {li: _swin_facts(sd, f"input_blocks.{levels[li][0]}.1.") for li in swin_levels}
+    facts.setdefault(n_levels - 1, mid)
+    window_size = max(f["window"] for f in facts.values())
+    image_size = None
+    for li, f in sorted(facts.items()):
+        if f["masks"]:
+            image_size = f["window"] * math.isqrt(f["masks"][0][0]) * 2**li
+            break
+    if image_size is None:
+        image_size = mid["window"] * 2 ** (n_levels - 1)
+    return mid, window_size, image_size, tuple(image_size // 2**li for li in swin_levels)
+
+
+def _lq_branch(sd: Mapping[str, Tensor], image_size: int, first_in: int, out_channels: int):
+    """(cond_lq, lq_channels, lq_size, in_channels) from the LQ feature extractor."""
+    fe_ops = sorted(
+        int(m.group(1)) for k in sd if (m := re.match(r"feature_extractor\.(\d+)\.op\.weight$", k))
+    )
+    if fe_ops:
+        lq_channels = _shape(sd, "feature_extractor.0.weight")[1]
+        fe_out = _shape(sd, f"feature_extractor.{fe_ops[-1]}.op.weight")[0]
+        found = True, lq_channels, image_size * 2 ** len(fe_ops), first_in - fe_out
+    elif first_in == out_channels:
+        found = False, 3, image_size, first_in
+    else:
+        found = True, 3, image_size, first_in - 3
+    if found[3] <= 0:
+        raise ValueError(f"cannot split the first conv's {first_in} inputs into x and lq")
+    return found
+
+
 def _infer(state_dict: Mapping[str, Tensor]) -> UNetConfig:
     """Recover every UNetConfig field from key names and tensor shapes alone.
 
@@ -493,69 +554,13 @@ def _infer(state_dict: Mapping[str, Tensor]) -> UNetConfig:
     mc = _shape(sd, "time_embed.0.weight")[1]
     first_out, first_in = _shape(sd, "input_blocks.0.0.weight")[:2]
     out_channels = _shape(sd, "out.2.weight")[0]
-
-    # ---- encoder structure
-    indices = {int(m.group(1)) for k in sd if (m := re.match(r"input_blocks\.(\d+)\.", k))}
-    levels: list[list[int]] = [[]]  # ResBlock indices per level
-    outs: list[int] = []
-    conv_resample = True
-    for idx in range(1, max(indices) + 1):
-        p = f"input_blocks.{idx}.0."
-        if f"{p}in_layers.2.weight" in sd:
-            levels[-1].append(idx)
-            outs.append(_shape(sd, f"{p}in_layers.2.weight")[0])
-        elif f"{p}op.weight" in sd or idx not in indices:
-            conv_resample = f"{p}op.weight" in sd
-            levels.append([])
-        else:
-            raise ValueError(f"not a UNetModelSwin state dict: unknown block input_blocks.{idx}")
-    if any(not lv for lv in levels):
-        raise ValueError("not a UNetModelSwin state dict: a level without ResBlocks")
+    levels, conv_resample = _encoder_levels(sd)
     level_ch = [_shape(sd, f"input_blocks.{lv[0]}.0.in_layers.2.weight")[0] for lv in levels]
     if any(c % mc for c in level_ch) or first_out % mc:
         raise ValueError(f"level widths {level_ch} are not multiples of model_channels {mc}")
-    channel_mult = tuple(c // mc for c in level_ch)
-    num_res_blocks = tuple(len(lv) for lv in levels)
-    n_levels = len(levels)
     emb_out = _shape(sd, f"input_blocks.{levels[0][0]}.0.emb_layers.1.weight")[0]
-    use_scale_shift = emb_out == 2 * level_ch[0]
-
-    # ---- Swin layers
-    swin_levels = [
-        li
-        for li, lv in enumerate(levels)
-        if f"input_blocks.{lv[0]}.1.patch_embed.proj.weight" in sd
-    ]
-    mid = _swin_facts(sd, "middle_block.1.")
-    if mid["patch_norm"]:
-        raise ValueError("Swin patch_norm=True checkpoints are not supported (no official one)")
-    facts = {li: _swin_facts(sd, f"input_blocks.{levels[li][0]}.1.") for li in swin_levels}
-    facts.setdefault(n_levels - 1, mid)
-    window_size = max(f["window"] for f in facts.values())
-    image_size = None
-    for li, f in sorted(facts.items()):
-        if f["masks"]:
-            image_size = f["window"] * math.isqrt(f["masks"][0][0]) * 2**li
-            break
-    if image_size is None:
-        image_size = mid["window"] * 2 ** (n_levels - 1)
-    attention_resolutions = tuple(image_size // 2**li for li in swin_levels)
-
-    # ---- LQ branch
-    fe_ops = sorted(
-        int(m.group(1)) for k in sd if (m := re.match(r"feature_extractor\.(\d+)\.op\.weight$", k))
-    )
-    if fe_ops:
-        lq_channels = _shape(sd, "feature_extractor.0.weight")[1]
-        fe_out = _shape(sd, f"feature_extractor.{fe_ops[-1]}.op.weight")[0]
-        cond_lq, lq_size, in_channels = True, image_size * 2 ** len(fe_ops), first_in - fe_out
-    elif first_in == out_channels:
-        cond_lq, lq_channels, lq_size, in_channels = False, 3, image_size, first_in
-    else:
-        cond_lq, lq_channels, lq_size, in_channels = True, 3, image_size, first_in - 3
-    if in_channels <= 0:
-        raise ValueError(f"cannot split the first conv's {first_in} inputs into x and lq")
-
+    mid, window_size, image_size, attention_resolutions = _swin_geometry(sd, levels)
+    cond_lq, lq_channels, lq_size, in_channels = _lq_branch(sd, image_size, first_in, out_channels)
     norm_widths = [
         _shape(sd, k)[0] for k in sd if re.search(r"(in_layers|out_layers)\.0\.weight$", k)
     ]
@@ -568,11 +573,11 @@ def _infer(state_dict: Mapping[str, Tensor]) -> UNetConfig:
         in_channels=in_channels,
         model_channels=mc,
         out_channels=out_channels,
-        num_res_blocks=num_res_blocks,
+        num_res_blocks=tuple(len(lv) for lv in levels),
         attention_resolutions=attention_resolutions,
-        channel_mult=channel_mult,
+        channel_mult=tuple(c // mc for c in level_ch),
         num_head_channels=mid["embed"] // mid["heads"],
-        use_scale_shift_norm=use_scale_shift,
+        use_scale_shift_norm=emb_out == 2 * level_ch[0],
         swin_depth=mid["depth"],
         swin_embed_dim=mid["embed"],
         window_size=window_size,

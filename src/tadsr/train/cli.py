@@ -130,40 +130,30 @@ def cmd_distill(args) -> int:
 
 
 def cmd_export(args) -> int:
-    import copy
-
-    import torch
-
+    from tadsr.checkpoints import CheckpointError
+    from tadsr.checkpoints.loading import from_training_state
+    from tadsr.checkpoints.official import read_training_state
     from tadsr.train.config import DistillConfig, TeacherConfig, from_dict
 
-    path = Path(args.checkpoint)
+    path, out = Path(args.checkpoint), Path(args.output)
     if not path.is_file():
         print(f"tadsr train export: {path}: no such file", file=sys.stderr)
         return 1
-    from tadsr.checkpoints.official import CheckpointError, read_training_state
-
     try:
         payload = read_training_state(path)
+        model = from_training_state(path, payload)  # the EMA weights, codec and schedule
     except CheckpointError as exc:
         print(f"tadsr train export: error: {exc}", file=sys.stderr)
         return 1
-    cfgd, step, out = payload["config"], int(payload["step"]), Path(args.output)
-    if "teacher" in cfgd:  # a distillation run: the student keeps the teacher's layout
-        from tadsr.train.distill import export_student, load_teacher
+    step = int(payload["step"])
+    if model.kind == "student":  # a distillation run
+        from tadsr.train.distill import export_student
 
-        cfg = from_dict(DistillConfig, cfgd)
-        teacher = load_teacher(cfg, torch.device("cpu"))
-        student = copy.deepcopy(teacher.net)
-        student.load_state_dict(payload["ema"])
-        export_student(student, teacher, cfg, out, step)
+        export_student(model.net, model, from_dict(DistillConfig, model.config), out, step)
     else:
-        from tadsr.nets.unet import SwinUNet
-        from tadsr.train.common import build_codec
         from tadsr.train.teacher import export_teacher
 
-        cfg = from_dict(TeacherConfig, cfgd)
-        model = SwinUNet(cfg.unet)
-        model.load_state_dict(payload["ema"])
-        export_teacher(model, build_codec(cfg.codec, torch.device("cpu")), cfg, out, step)
+        cfg = from_dict(TeacherConfig, model.config)
+        export_teacher(model.net, model.codec, cfg, out, step)
     print(f"wrote {args.output}")
     return 0

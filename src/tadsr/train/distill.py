@@ -13,14 +13,11 @@ HFSD and discriminator draws each step: the same objective over a fixed sample s
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import time
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Denoiser, sample_deterministic
@@ -28,35 +25,130 @@ from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
 from tadsr.losses.adversarial import all_logits
 from tadsr.nets.discriminator import TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
-from tadsr.train import distributed
-from tadsr.train.common import (
-    RunLog,
-    after_step,
-    config_json,
-    finite_or_raise,
-    grad_norm,
+from tadsr.train.batches import (
+    first_index,
     latents,
-    lr_lambda,
     micro_batches,
+    per_process,
     step_generator,
     training_crops,
-    validate,
 )
 from tadsr.train.config import DistillConfig
-from tadsr.train.ema import EMA
-from tadsr.train.state import load_state
-from tadsr.train.teacher import autocast_for
+from tadsr.train.distributed import Dist
+from tadsr.train.loop import train_loop
+from tadsr.train.validation import validate
+from tadsr.utils.files import atomic_write
 
 
 def load_teacher(cfg: DistillConfig, device: torch.device):
-    """The frozen teacher pipeline (net in eval mode, no gradients to its parameters)."""
-    from tadsr.inference.pipeline import SRPipeline
+    """The frozen teacher (`checkpoints.LoadedModel`): net and codec on `device`, in eval
+    mode, no gradients to their parameters."""
+    from tadsr.checkpoints import load
 
-    pipe = SRPipeline.from_pretrained(
-        cfg.teacher, autoencoder=cfg.autoencoder or None, device=device, kind="teacher"
-    )
-    pipe.net.eval().requires_grad_(False)
-    return pipe
+    teacher = load(cfg.teacher, cfg.autoencoder or None)
+    teacher.net.to(device).eval().requires_grad_(False)
+    teacher.codec.to(device).eval().requires_grad_(False)
+    return teacher
+
+
+class DistillObjective:
+    """TAD-SR: regression to the teacher's sample + HFSD + the time-aware GAN, whose
+    discriminator (heads over the frozen teacher encoder) is updated first on each
+    micro-batch."""
+
+    def __init__(self, cfg: DistillConfig, d: Dist):
+        self.cfg = cfg
+        self.teacher = load_teacher(cfg, d.device)
+        self.denoiser = Denoiser(self.teacher.net, self.teacher.process)
+        self.model = copy.deepcopy(self.teacher.net).train().requires_grad_(True)
+        self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
+        self.disc_opt = torch.optim.AdamW(
+            self.disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
+        )
+
+    def state(self) -> dict:
+        return {"disc": self.disc, "disc_opt": self.disc_opt}
+
+    def setup(self, d: Dist, log, run_dir: Path, wrap) -> None:
+        cfg = self.cfg
+        self.dnet = wrap(self.disc) if cfg.w_gan > 0 else self.disc
+        self.data = training_crops(cfg)
+        self.degradation = build_degradation(cfg.data.degradation, scale=self.teacher.scale)
+        self.cache = None
+        if cfg.teacher_cache > 0:
+            path = Path(cfg.teacher_cache_file or run_dir / "teacher_cache.pt")
+            self.cache = TeacherCache.build(
+                path, cfg, self.teacher, self.data, self.degradation, d, log
+            )
+
+    def batches(self, step: int, d: Dist):
+        """(hr, lq, eps, z_teacher, generator) per micro-batch of this step and rank."""
+        cfg, run, teacher = self.cfg, self.cfg.run, self.teacher
+        if self.cache is not None:
+            per = per_process(run.batch_size, run.grad_accum, d)
+            for m in range(run.grad_accum):
+                base = first_index(step, m, run.grad_accum, d, per)
+                hr, lq, eps, zt = self.cache.batch(list(range(base, base + per)), d.device)
+                yield hr, lq, eps, zt, step_generator(run.seed, step, m, d.rank)
+            return
+        for mb in micro_batches(
+            self.data, self.degradation, step=step, batch_size=run.batch_size,
+            accum=run.grad_accum, d=d, seed=run.seed,
+        ):  # fmt: skip
+            _, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
+            eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
+            with torch.no_grad():
+                zt = teacher_target(teacher, cfg, y, mb.lq, eps)
+            yield mb.hr, mb.lq, eps, zt, mb.generator
+
+    def loss(self, net, batch, amp):
+        """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after one discriminator update."""
+        cfg, process, D = self.cfg, self.teacher.process, self.denoiser
+        hr, lq, eps, z_teacher, g = batch
+        x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
+        z = process.prior_sample(y, eps)
+        with amp():
+            x0_hat = Denoiser(net, process)(z, process.last_t, lq).float()
+        terms = dict.fromkeys(("reg", "hfsd", "g", "d", "d_real", "d_fake"), 0.0)
+        if cfg.w_gan > 0:  # discriminator first, on this micro-batch
+            t_d = torch.randint(0, process.last_t, (y.shape[0],), generator=g).to(y.device)
+            n_d = torch.randn(y.shape, generator=g).to(y.device)
+            terms["d"], terms["d_real"], terms["d_fake"] = _disc_step(
+                D, self.dnet, self.disc_opt, x0_gt, x0_hat.detach(), y, lq, t_d, n_d
+            )
+        loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, z_teacher))
+        terms["reg"] = l_reg.item()
+        if cfg.w_hfsd > 0:
+            l_h = hfsd_loss(
+                self.teacher.net, process, x0_hat, z_teacher, y, lq, g, max_t=cfg.hfsd_max_t,
+                reference=cfg.hfsd_reference, noise=cfg.hfsd_noise,
+            )  # fmt: skip
+            loss = loss + cfg.w_hfsd * l_h
+            terms["hfsd"] = l_h.item()
+        if cfg.w_gan > 0:
+            self.disc.requires_grad_(False)
+            feats = D.features(process.q_sample(x0_hat, y, t_d, n_d), t_d, lq)
+            l_g = g_hinge_loss(self.disc(feats, t_d))
+            self.disc.requires_grad_(True)
+            loss = loss + cfg.w_gan * l_g
+            terms["g"] = l_g.item()
+        return loss, terms
+
+    def validate(self, ema_model, png: Path) -> dict:
+        t = self.teacher
+        return validate(
+            ema_model, t.codec, t.process, scale=t.scale, kind="student", data=self.cfg.data,
+            png=png,
+        )  # fmt: skip
+
+    def export(self, ema_model, out: Path, step: int) -> Path:
+        return export_student(ema_model, self.teacher, self.cfg, out, step)
+
+
+def distill(cfg: DistillConfig, run_dir: str | Path, **kwargs) -> Path:
+    """Distil (or resume) a one-step student; returns the exported EMA weights file.
+    `kwargs`: resume, device, stop_after (see `train_loop`)."""
+    return train_loop(cfg, run_dir, lambda d: DistillObjective(cfg, d), **kwargs)
 
 
 class TeacherCache:
@@ -130,200 +222,19 @@ def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
-def distill(
-    cfg: DistillConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    device: str = "auto",
-    stop_after: int | None = None,
-) -> Path:
-    run_dir = Path(run_dir)
-    d = distributed.setup(device)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    torch.manual_seed(cfg.run.seed)
-    teacher = load_teacher(cfg, d.device)
-    process, codec, scale = teacher.process, teacher.codec, teacher.scale
-    T1 = process.last_t
-    student = copy.deepcopy(teacher.net).train().requires_grad_(True)
-    disc = TimeAwareDiscriminator(feature_channels(teacher.net.cfg)).to(d.device)
-    use_gan = cfg.w_gan > 0
-    ema = EMA(student, cfg.run.ema)
-    opt = torch.optim.AdamW(
-        student.parameters(),
-        lr=cfg.optim.lr,
-        betas=tuple(cfg.optim.betas),
-        weight_decay=cfg.optim.weight_decay,
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lr_lambda(cfg.optim.warmup, cfg.optim.decay_from, cfg.run.iterations)
-    )
-    d_opt = torch.optim.AdamW(
-        disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
-    )
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    scaler = torch.amp.GradScaler(enabled=cfg.run.mixed_precision == "fp16")
-    objects = {
-        "model": student,
-        "ema": ema,
-        "opt": opt,
-        "sched": sched,
-        "disc": disc,
-        "disc_opt": d_opt,
-        "scaler": scaler,
-    }
-    start = (
-        int(load_state(ckpt, objects, config_json(cfg))["step"]) if resume and ckpt.is_file() else 0
-    )
-    ddp = (
-        (lambda m: DDP(m, device_ids=[d.device.index] if d.device.type == "cuda" else None))
-        if d.enabled
-        else (lambda m: m)
-    )
-    net, dnet = ddp(student), (ddp(disc) if use_gan else disc)
-
-    data = training_crops(cfg)
-    degradation = build_degradation(cfg.data.degradation, scale=scale)
-    log = RunLog(run_dir, cfg, d, cfg.run.iterations, start)
-    cache = None
-    if cfg.teacher_cache > 0:
-        cache_path = Path(cfg.teacher_cache_file or run_dir / "teacher_cache.pt")
-        cache = TeacherCache.build(cache_path, cfg, teacher, data, degradation, d, log)
-    accum = cfg.run.grad_accum
-    per = cfg.run.batch_size // (accum * d.world)
-    step = start
-    try:
-        while step < cfg.run.iterations:
-            stats = {"reg": 0.0, "hfsd": 0.0, "g": 0.0, "d": 0.0, "d_real": 0.0, "d_fake": 0.0}
-            for m, (hr, lq, eps, z_teacher, g) in enumerate(
-                _batches(cache, data, degradation, teacher, cfg, step, per, accum, d)
-            ):
-                x0_gt, y = latents(codec, hr, lq, scale)
-                z = process.prior_sample(y, eps)
-                tt = process.timesteps(T1, y.shape[0], y.device)
-                last = m == accum - 1 or not d.enabled
-                with contextlib.nullcontext() if last else net.no_sync():
-                    with autocast_for(cfg.run.mixed_precision, d.device):
-                        x0_hat = net(process.scale_input(z, tt), tt, lq).float()
-                    if use_gan:  # discriminator first, on this micro-batch
-                        t_d = torch.randint(0, T1, (y.shape[0],), generator=g).to(y.device)
-                        n_d = torch.randn(y.shape, generator=g).to(y.device)
-                        ld, real, fake = _disc_step(
-                            teacher, process, dnet, d_opt, x0_gt, x0_hat.detach(), y, lq, t_d, n_d
-                        )
-                        stats["d"] += ld / accum
-                        stats["d_real"] += real / accum
-                        stats["d_fake"] += fake / accum
-                    loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, z_teacher))
-                    stats["reg"] += l_reg.item() / accum
-                    if cfg.w_hfsd > 0:
-                        l_h = hfsd_loss(
-                            teacher.net,
-                            process,
-                            x0_hat,
-                            z_teacher,
-                            y,
-                            lq,
-                            g,
-                            max_t=cfg.hfsd_max_t,
-                            reference=cfg.hfsd_reference,
-                            noise=cfg.hfsd_noise,
-                        )
-                        loss = loss + cfg.w_hfsd * l_h
-                        stats["hfsd"] += l_h.item() / accum
-                    if use_gan:
-                        disc.requires_grad_(False)
-                        fake = process.q_sample(x0_hat, y, t_d, n_d)
-                        feats = teacher.net.encoder_features(
-                            process.scale_input(fake, t_d), t_d, lq
-                        )
-                        l_g = g_hinge_loss(disc(feats, t_d))
-                        disc.requires_grad_(True)
-                        loss = loss + cfg.w_gan * l_g
-                        stats["g"] += l_g.item() / accum
-                    scaler.scale(loss / accum).backward()
-            scaler.unscale_(opt)
-            gnorm = grad_norm(student.parameters(), cfg.optim.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            ema.update(student)
-            step += 1
-            log.advance()
-            for term in ("reg", "hfsd", "g", "d"):  # every loss term, not only the regression
-                finite_or_raise(torch.tensor(stats[term]), step, term)
-            if after_step(
-                step,
-                cfg=cfg,
-                d=d,
-                log=log,
-                values={**stats, "grad_norm": float(gnorm)},
-                ckpt=ckpt,
-                objects=objects,
-                start=start,
-                stop_after=stop_after,
-                validate_fn=lambda png: validate(
-                    ema.model,
-                    teacher.codec,
-                    process,
-                    scale=scale,
-                    kind="student",
-                    data=cfg.data,
-                    png=png,
-                ),
-            ):
-                return ckpt
-        out = run_dir / "model.safetensors"
-        if d.main:
-            export_student(ema.model, teacher, cfg, out, step)
-            log.event(f"exported EMA student to {out}")
-        d.barrier()
-        return out
-    finally:
-        log.close()
-        distributed.teardown(d)
-
-
-def _batches(cache, data, degradation, teacher, cfg, step, per, accum, d):
-    """(hr, lq, eps, z_teacher, generator) per micro-batch of this step and rank."""
-    if cache is not None:
-        for m in range(accum):
-            base = ((step * accum + m) * d.world + d.rank) * per
-            hr, lq, eps, zt = cache.batch(list(range(base, base + per)), d.device)
-            yield hr, lq, eps, zt, step_generator(cfg.run.seed, step, m, d.rank)
-        return
-    for mb in micro_batches(
-        data,
-        degradation,
-        step=step,
-        batch_size=cfg.run.batch_size,
-        accum=accum,
-        d=d,
-        seed=cfg.run.seed,
-    ):
-        _, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
-        eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
-        with torch.no_grad():
-            zt = teacher_target(teacher, cfg, y, mb.lq, eps)
-        yield mb.hr, mb.lq, eps, zt, mb.generator
-
-
-def _disc_step(teacher, process, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d):
-    """One hinge update of the discriminator heads on real = q(x0_gt), fake = q(x0_hat).
-    Returns (loss, mean real logit, mean fake logit) before the update: the logged logits
-    show whether the discriminator tells the two apart."""
+def _disc_step(denoiser, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d):
+    """One hinge update of the discriminator heads on real = q(x0_gt), fake = q(x0_hat),
+    both read through the frozen teacher's encoder. Returns (loss, mean real logit, mean
+    fake logit) before the update: the logged logits show whether the discriminator tells
+    the two apart."""
+    process = denoiser.process
     with torch.no_grad():
-        real = process.q_sample(x0_gt, y, t_d, n_d)
-        fake = process.q_sample(x0_fake, y, t_d, n_d)
-        f_real = teacher.net.encoder_features(process.scale_input(real, t_d), t_d, lq)
-        f_fake = teacher.net.encoder_features(process.scale_input(fake, t_d), t_d, lq)
+        f_real = denoiser.features(process.q_sample(x0_gt, y, t_d, n_d), t_d, lq)
+        f_fake = denoiser.features(process.q_sample(x0_fake, y, t_d, n_d), t_d, lq)
     d_opt.zero_grad(set_to_none=True)
     real, fake = dnet(f_real, t_d), dnet(f_fake, t_d)
     loss = d_hinge_loss(real, fake)

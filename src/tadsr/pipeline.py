@@ -1,8 +1,9 @@
 """SRPipeline: LR image -> bicubic x4 -> codec latent y -> sampler -> decode -> SR image.
 
-The pipeline owns padding: the LR image is reflect-padded so that the latent is a multiple
-of the network's size multiple, and the result is cropped back. Samplers are the pure
-functions of tadsr.diffusion.samplers.
+A model ready to run, one layer below its two users: inference (files, tiling, `tadsr
+upscale`) and training's validation. The pipeline owns padding: the LR image is reflect-padded
+so that the latent is a multiple of the network's size multiple, and the result is cropped
+back. Samplers are the pure functions of tadsr.diffusion.samplers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from tadsr.diffusion import (
     sample_deterministic,
     sample_one_step,
 )
-from tadsr.inference.options import steps_error
 
 SAMPLERS = ("ancestral", "deterministic")
 
@@ -189,3 +189,20 @@ def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
         return x
     mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:
+    """Why `steps` does not suit a model (None when it does): a student runs one step, a
+    teacher 1 to its trained number of steps."""
+    if steps is None:
+        return None
+    if steps < 1:
+        return f"steps must be >= 1, got {steps}"
+    if kind == "student" and steps != 1:
+        return f"steps {steps}: the one-step student runs in one step (steps is for a teacher)"
+    if kind == "teacher" and max_steps is not None and steps > max_steps:
+        return (
+            f"steps {steps}: this teacher was trained with {max_steps} steps; "
+            f"choose 1 to {max_steps}"
+        )
+    return None

@@ -1,0 +1,82 @@
+"""The data of a training step: seeded generators, HR crops, degraded micro-batches, latents.
+
+Every random draw of a step comes from a generator seeded by (seed, step, micro-batch,
+rank), and the data of a step is a function of the step, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tadsr.train.distributed import Dist
+
+
+def step_generator(
+    seed: int, step: int, micro: int, rank: int, stream: str = ""
+) -> torch.Generator:
+    h = hashlib.sha256(f"{seed}/{step}/{micro}/{rank}/{stream}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") & (2**63 - 1))
+
+
+def training_crops(cfg):
+    """The endless, seeded stream of HR training crops a run's config describes."""
+    from tadsr.data.datasets import CropDataset
+
+    return CropDataset(
+        cfg.data.root,
+        crop_size=cfg.data.crop_size,
+        split="train",
+        seed=cfg.run.seed,
+        length=10**9,
+        texture_candidates=cfg.data.texture_candidates,
+    )
+
+
+@dataclass
+class MicroBatch:
+    hr: Tensor  # [-1, 1]
+    lq: Tensor  # [-1, 1], the LR image
+    generator: torch.Generator
+
+
+def per_process(batch_size: int, accum: int, d: Dist) -> int:
+    """Samples per micro-batch of one process (ValueError when they do not divide)."""
+    per = batch_size // (accum * d.world)
+    if per < 1 or per * accum * d.world != batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} must be a multiple of grad_accum {accum} "
+            f"x processes {d.world}"
+        )
+    return per
+
+
+def first_index(step: int, micro: int, accum: int, d: Dist, per: int) -> int:
+    """The index of this process's first sample in micro-batch `micro` of `step`."""
+    return ((step * accum + micro) * d.world + d.rank) * per
+
+
+def micro_batches(
+    dataset, degradation, *, step: int, batch_size: int, accum: int, d: Dist, seed: int
+):
+    """The micro-batches of one step for this rank (disjoint across ranks)."""
+    per = per_process(batch_size, accum, d)
+    for m in range(accum):
+        base = first_index(step, m, accum, d, per)
+        idx = [(base + i) % len(dataset) for i in range(per)]
+        hr = torch.stack([dataset[i] for i in idx])
+        g = step_generator(seed, step, m, d.rank)
+        with torch.no_grad():
+            lr = degradation(hr, g)
+        yield MicroBatch(hr=(hr * 2 - 1).to(d.device), lq=(lr * 2 - 1).to(d.device), generator=g)
+
+
+def latents(codec, hr: Tensor, lq: Tensor, scale: int) -> tuple[Tensor, Tensor]:
+    """(x0, y): codec latents of the HR image and of the bicubic-upsampled LR image."""
+    with torch.no_grad():
+        up = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
+        return codec.encode(hr), codec.encode(up)
