@@ -37,7 +37,7 @@ batch. Outputs are written to a temporary file, then renamed.
 """
 
 _EPILOG = f"""\
-images: PNG, JPEG, WebP, BMP, TIFF; EXIF orientation is applied. Inputs larger than
+images: PNG, JPEG, WebP, BMP, TIFF, PPM; EXIF orientation is applied. Inputs larger than
 --max-pixels (default {DEFAULT_MAX_PIXELS:,} pixels = 64 MP) are refused as possible
 decompression bombs.
 

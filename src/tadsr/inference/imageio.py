@@ -1,4 +1,4 @@
-"""Image files in and out: PNG, JPEG, WebP, BMP, TIFF; gray, alpha, 8 and 16 bits.
+"""Image files in and out: PNG, JPEG, WebP, BMP, TIFF, PPM; gray, alpha, 8 and 16 bits.
 
 A `Picture` keeps the pixels in their own integer type (uint8 or uint16; float32 in [0, 1]
 only for float arrays handed to the Python API), the colour planes (1 = gray, 3 = RGB) apart
@@ -181,7 +181,7 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                     return pic
                 raise ImageReadError(
                     f"{path}: not an image, or an unsupported format "
-                    "(PNG, JPEG, WebP, BMP, TIFF are supported)"
+                    "(PNG, JPEG, WebP, BMP, TIFF, PPM are supported)"
                 ) from None
             with img:
                 _check_pixels(path, img.width, img.height, max_pixels)
@@ -268,8 +268,10 @@ def _read_png16(path: Path) -> Picture:
     orientation read from the header chunks by Pillow."""
     import imagecodecs
 
+    data = path.read_bytes()
+    _check_png_chunks(path, data)
     try:
-        arr = imagecodecs.png_decode(path.read_bytes())
+        arr = imagecodecs.png_decode(data)
     except imagecodecs.PngError as exc:
         msg = one_line(exc)
         if "crc" in msg.lower() or "data check" in msg:
@@ -292,6 +294,23 @@ def _read_png16(path: Path) -> Picture:
     if alpha is not None:
         alpha = np.ascontiguousarray(apply_orientation(alpha, orientation))
     return Picture(color, alpha)
+
+
+def _check_png_chunks(path: Path, data: bytes) -> None:
+    """Every chunk whole and its CRC right, up to IEND: libpng only warns (on stderr) about a
+    damaged ancillary chunk, and Pillow then cannot open the file to read its metadata."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            raise ImageReadError(f"{path}: truncated PNG (chunk {kind!r} cut short)")
+        if zlib.crc32(data[pos + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
+            raise ImageReadError(f"{path}: corrupt PNG (bad checksum in chunk {kind!r})")
+        if kind == b"IEND":
+            return
+        pos = end
+    raise ImageReadError(f"{path}: truncated PNG (no IEND chunk)")
 
 
 def _exif_orientation(exif: bytes | None) -> int:

@@ -44,7 +44,7 @@ class UpscaleOptions:
         "context around each tile in LR pixels (default: the model's receptive halo)",
         metavar="N",
     )
-    seed: int | None = _option(0, "noise seed (default 0; None in the API: fresh noise)")
+    seed: int | None = _option(0, "noise seed (default 0)")  # None (API only): fresh noise
     outscale: float | None = _option(
         None, "final scale; the x4 result is resized to it (default 4)", metavar="F", type=float
     )

@@ -29,7 +29,9 @@ def _common(p: argparse.ArgumentParser, default_preset: str) -> None:
         action="store_true",
         help="continue exactly from RUN_DIR/checkpoints/last.pt if it exists",
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument(
+        "--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)"
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 

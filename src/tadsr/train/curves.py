@@ -56,7 +56,10 @@ def plot_curves(run_dir: Path) -> Path | None:
         ax.tick_params(labelsize=7)
         if min(values) > 0 and (name == "lr" or max(values) / min(values) > 100):
             ax.set_yscale("log")
-    fig.tight_layout()
+    # fixed margins: tight_layout doubles the time of a redraw
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.35 / rows, top=1 - 0.25 / rows, wspace=0.35, hspace=0.6
+    )
     out = run_dir / "curves.png"
     with atomic_write(out) as tmp:
         fig.savefig(tmp, format="png", dpi=80)

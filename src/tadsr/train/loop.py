@@ -119,7 +119,8 @@ def train_loop(
         if d.main:
             obj.export(ema.model, out, step)
             log.event(f"exported EMA weights to {out}")
-            log.curves()
+            if run.val_every:  # the curves are drawn with each validation, and at the end
+                log.curves()
         d.barrier()
         return out
     finally:

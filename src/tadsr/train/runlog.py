@@ -1,8 +1,8 @@
-"""What a run leaves for people to look at: `log.csv` (training terms), `val.csv`
-(validation), `events.txt`, the resolved `config.json`, a progress bar, `curves.png` (loss
-terms, lr and validation metrics against step, redrawn at each validation and at the end;
-needs matplotlib, the `curves` extra) and TensorBoard events in `tb/` when `tensorboard` is
-installed (the `tensorboard` extra). Only rank 0 writes."""
+"""What a run leaves for people to look at (rank 0 writes): `log.csv` (training terms),
+`val.csv` (validation), `events.txt`, the resolved `config.json`, a progress bar,
+`curves.png` (loss terms, lr and validation metrics against step, redrawn at each validation
+and at the end of a run that validates; needs matplotlib, the `curves` extra) and
+TensorBoard events in `tb/` when `tensorboard` is installed (the `tensorboard` extra)."""
 
 from __future__ import annotations
 
