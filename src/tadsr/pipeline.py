@@ -134,10 +134,7 @@ class SRPipeline:
         return self.process.num_steps
 
     def _sample(self, y, lq, noise, generator, steps, step_noise=None):
-        steps = steps or self.default_steps
-        why = steps_error(steps, self.kind, self.max_steps)
-        if why:
-            raise ValueError(why)
+        steps = steps or self.default_steps  # a teacher's; `UpscaleOptions.validate` checks it
         if self.kind == "student":
             return sample_one_step(Denoiser(self._net_fp32_out, self.process), y, lq, noise=noise)
         process = self.process if steps == self.max_steps else self.process.respaced(steps)
@@ -189,20 +186,3 @@ def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
         return x
     mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:
-    """Why `steps` does not suit a model (None when it does): a student runs one step, a
-    teacher 1 to its trained number of steps."""
-    if steps is None:
-        return None
-    if steps < 1:
-        return f"steps must be >= 1, got {steps}"
-    if kind == "student" and steps != 1:
-        return f"steps {steps}: the one-step student runs in one step (steps is for a teacher)"
-    if kind == "teacher" and max_steps is not None and steps > max_steps:
-        return (
-            f"steps {steps}: this teacher was trained with {max_steps} steps; "
-            f"choose 1 to {max_steps}"
-        )
-    return None

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tadsr.inference.core import UpscaleOptions
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
-from tadsr.inference.options import UpscaleOptions
 from tadsr.utils.files import IMAGE_SUFFIXES, list_images, one_line
 
 PROG = "tadsr upscale"

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tadsr.inference.colorfix import apply_color_fix
+from tadsr.inference.core import LUMA_WEIGHTS, UpscaleOptions
 from tadsr.inference.imageio import (
     Picture,
     picture_from_array,
@@ -35,12 +36,9 @@ from tadsr.inference.imageio import (
     read_image,
     write_image,
 )
-from tadsr.inference.options import UpscaleOptions
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
-
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 
 
 class Upscaler:

@@ -1,6 +1,8 @@
-"""`UpscaleOptions`: the one source of the upscale options' defaults, choices and help.
+"""The parts of upscaling that need no torch (so `tadsr upscale --help` and the option
+checks start fast).
 
-`Upscaler(**options)` and `tadsr upscale` share it: `add_arguments` generates the command's
+`UpscaleOptions` is the one source of the upscale options' defaults, choices and help:
+`Upscaler(**options)` and `tadsr upscale` share it; `add_arguments` generates the command's
 flags from the fields (`--tile-overlap` from `tile_overlap`), `from_args` reads them back,
 and every rule is checked once, in `validate()`.
 """
@@ -12,11 +14,12 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from tadsr.inference.colorfix import COLOR_FIXES
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
-from tadsr.pipeline import steps_error
 
-__all__ = ["UpscaleOptions"]
+__all__ = ["COLOR_FIXES", "LUMA_WEIGHTS", "UpscaleOptions", "steps_error"]
+
+COLOR_FIXES = ("none", "wavelet", "adain")
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 
 
 def _option(default: Any, help: str, **argparse_kw: Any) -> Any:
@@ -104,3 +107,20 @@ class UpscaleOptions:
         """The options of parsed arguments (`extra`: the API-only ones)."""
         names = [f.name for f in fields(cls) if f.metadata.get("flag", True) is not None]
         return cls(**{n: getattr(args, n) for n in names}, **extra)
+
+
+def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:
+    """Why `steps` does not suit a model (None when it does): a student runs one step, a
+    teacher 1 to its trained number of steps."""
+    if steps is None:
+        return None
+    if steps < 1:
+        return f"steps must be >= 1, got {steps}"
+    if kind == "student" and steps != 1:
+        return f"steps {steps}: the one-step student runs in one step (steps is for a teacher)"
+    if kind == "teacher" and max_steps is not None and steps > max_steps:
+        return (
+            f"steps {steps}: this teacher was trained with {max_steps} steps; "
+            f"choose 1 to {max_steps}"
+        )
+    return None
