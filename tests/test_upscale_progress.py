@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._upscale_helpers import tiny_student
 
 from tadsr.inference.imageio import Picture
 from tadsr.inference.upscaler import Upscaler, _count_tiles
-from tests._upscale_helpers import tiny_student
 
 
 class Stop(Exception):

@@ -174,5 +174,9 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         create_app(cfg), log_level="warning", access_log=False, timeout_graceful_shutdown=5
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shut down cleanly first, then re-raised Ctrl-C
+        pass
+    print(f"{PROG}: stopped", file=sys.stderr)
     return 0
