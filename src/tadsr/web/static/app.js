@@ -23,7 +23,7 @@ async function loadConfig() {
   config = await resp.json();
   const model = $("#model");
   for (const m of config.models) {
-    model.add(new Option(m.kind === "teacher" ? `${m.name} (teacher, multi-step)` : m.name, m.name));
+    model.add(new Option(m.kind === "teacher" ? `${m.name} (multi-step)` : m.name, m.name));
   }
   for (const t of config.tiles) {
     $("#tile").add(new Option(t === null ? "auto" : t === 0 ? "off (whole image)" : `${t} px`,
@@ -155,6 +155,7 @@ function showResult(card, id) {
   const zoom = $(".zoom", card);
   const apply = () => {
     after.style.clipPath = `inset(0 0 0 ${split.value}%)`;
+    $(".divider", card).style.left = `${split.value}%`;
     stage.style.transform = `scale(${zoom.value})`;
     compare.classList.toggle("zoomed", zoom.value !== "1");
   };
