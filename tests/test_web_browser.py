@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("serve-tmp"))
+    srv = Server(tmp_path_factory.mktemp("serve-tmp"), "--max-upload-mb", "1")
     yield srv
     srv.stop()
 
@@ -57,10 +57,20 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, photo) -> Path:
-    """A 48 x 48 crop of a real photo, a text file named like an image, and their folder."""
+    """48 x 48 crops of a real photo, and bad files: a text file named like an image, a
+    truncated PNG, a decompression bomb (100 MP in 12 kB), a 2 MB file, an empty file."""
     d = tmp_path_factory.mktemp("inputs")
-    (d / "face.png").write_bytes(png_bytes(np.ascontiguousarray(photo[60:108, 200:248])))
+    for i, name in enumerate(["face.png", "tab1.png", "tab2.png"]):
+        (d / name).write_bytes(png_bytes(np.ascontiguousarray(photo[60 + 50 * i :][:48, 200:248])))
+    # the teacher's 15 steps on 200 x 200 take long enough to be seen queued and cancelled
+    (d / "slow.png").write_bytes(png_bytes(np.ascontiguousarray(photo[:200, 150:350])))
     (d / "notes.png").write_bytes(b"this is a text file, not a picture\n")
+    (d / "truncated.png").write_bytes((d / "face.png").read_bytes()[:3000])
+    buf = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(buf, format="PNG")
+    (d / "bomb.png").write_bytes(buf.getvalue())
+    (d / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(2 * 2**20))
+    (d / "empty.png").write_bytes(b"")
     return d
 
 
@@ -128,21 +138,58 @@ def test_upload_compare_download_equals_the_cli(browser, server, inputs, tmp_pat
     page.close()
 
 
-def test_a_non_image_shows_one_clear_message(browser, server, inputs):
+BAD_FILES = {
+    "notes.png": "notes.png: not an image, or an unsupported format (PNG, JPEG, WebP, BMP, "
+    "TIFF are supported)",
+    "truncated.png": "truncated.png: corrupt or truncated image (Truncated File Read)",
+    "bomb.png": "bomb.png: too large: 10000x10000 = 100,000,000 pixels exceeds the limit of "
+    "64,000,000 (raise it with tadsr serve --max-pixels)",
+    "big.png": "big.png: the file is larger than the upload limit of 1 MB (tadsr serve "
+    "--max-upload-mb)",
+    "empty.png": "empty.png: empty file (0 bytes)",
+}
+
+
+def test_each_bad_file_shows_one_clear_message(browser, server, inputs):
+    """All chosen at once, beside a good photo: each card shows its own single message."""
     page, errors = open_page(browser, server)
-    page.set_input_files("#files", str(inputs / "notes.png"))
-    card = page.locator(".job").first
-    card.locator(".error").wait_for(timeout=30_000)
-    assert card.locator(".error").inner_text() == (
-        "notes.png: not an image, or an unsupported format (PNG, JPEG, WebP, BMP, TIFF are "
-        "supported)"
-    )
-    assert card.locator(".state").inner_text() == "failed"
-    assert page.locator("[role=alert]:visible").count() == 1  # one message, no other noise
+    page.set_input_files("#files", [str(inputs / n) for n in [*BAD_FILES, "face.png"]])
+    page.locator(".job.done").wait_for(timeout=120_000)
+    for name, message in BAD_FILES.items():
+        card = page.locator(".job", has=page.locator(".name", has_text=name))
+        card.locator(".error").wait_for(timeout=30_000)
+        assert card.locator(".error").inner_text() == message
+        assert card.locator(".state").inner_text() == "failed"
+    assert page.locator("[role=alert]:visible").count() == len(BAD_FILES)  # one per file
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "web-page-error.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-errors.png"), full_page=True)
     assert errors == []
+    assert server.json("GET", "/api/config")[0] == 200  # the server goes on
     page.close()
+
+
+def test_tabs_queue_behind_a_running_job_and_cancel_lets_them_run(browser, server, inputs):
+    first, _ = open_page(browser, server)
+    first.select_option("#model", "tadsr-small-teacher")
+    first.set_input_files("#files", str(inputs / "slow.png"))
+    first.wait_for_function("document.querySelector('.job progress').value >= 1",
+                            timeout=120_000)  # fmt: skip
+    tabs = [open_page(browser, server)[0] for _ in range(2)]
+    for i, tab in enumerate(tabs, 1):
+        tab.set_input_files("#files", str(inputs / f"tab{i}.png"))
+    for tab in tabs:
+        tab.wait_for_function("document.querySelector('.job .state').textContent"
+                              ".startsWith('waiting in the queue')")  # fmt: skip
+    states = sorted(t.locator(".job .state").inner_text() for t in tabs)
+    assert states == [
+        "waiting in the queue: 1 job ahead", "waiting in the queue: 2 jobs ahead"
+    ]  # fmt: skip
+    first.click(".job .cancel")
+    first.wait_for_function("document.querySelector('.job .state').textContent === 'cancelled'")
+    for tab in tabs:
+        tab.locator(".job.done").wait_for(timeout=120_000)
+    for page in (first, *tabs):
+        page.close()
 
 
 def test_closing_the_tab_stops_its_job(browser, server, inputs):
@@ -150,7 +197,7 @@ def test_closing_the_tab_stops_its_job(browser, server, inputs):
     page.select_option("#model", "tadsr-small-teacher")
     assert page.locator("#steps").is_enabled()
     page.fill("#steps", "15")
-    page.set_input_files("#files", str(inputs / "face.png"))
+    page.set_input_files("#files", str(inputs / "slow.png"))
     card = page.locator(".job").first
     page.wait_for_function("document.querySelector('.job progress').value >= 1", timeout=120_000)
     assert card.locator(".state").inner_text().startswith("upscaling: ")

@@ -235,6 +235,26 @@ def test_host_other_than_localhost_warns(tmp_path):
     assert address.startswith("tadsr serve: http://127.0.0.1:")
 
 
+@pytest.mark.parametrize(
+    "code,args,expect",
+    [
+        ("pass", ["--model", "nope.safetensors"], "tadsr serve: error: cannot load model "
+         "nope.safetensors: no such file, and not a bundled model"),
+        ("sys.modules['uvicorn'] = None", [], "tadsr serve: error: the web extra is not "
+         'installed (uvicorn is missing): pip install "tadsr[web]"'),
+        ("pass", ["--max-upload-mb", "0"], "tadsr serve: error: --max-upload-mb must be > 0"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_to_start_with_one_line(code, args, expect):
+    script = f"import sys; {code}; from tadsr.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "serve", "--port", "0", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode in (1, 2) and proc.stdout == ""
+    assert proc.stderr.startswith(expect) and proc.stderr.count("\n") == 1, proc.stderr
+
+
 def test_the_page_and_its_assets_load_nothing_from_elsewhere(server):
     texts = [server.request("GET", p)[2].decode() for p in
              ("/", "/static/app.js", "/static/style.css")]  # fmt: skip

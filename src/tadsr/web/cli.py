@@ -137,6 +137,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.model is not None:  # a wrong name or path is said now, not at the first job
+        from tadsr.checkpoints.official import CheckpointError
+        from tadsr.models import resolve_model
+
+        try:
+            resolve_model(args.model)
+        except CheckpointError as exc:
+            print(f"{PROG}: error: cannot load model {exc}", file=sys.stderr)
+            return 1
     local = _is_loopback(args.host)
     models, kinds, teacher_steps = _models(args.model)
     cfg = ServeConfig(

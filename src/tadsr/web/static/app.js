@@ -76,7 +76,8 @@ function fail(card, text) {
 async function upload(file) {
   const card = newCard(file.name);
   if (file.size > config.max_upload_bytes) {
-    fail(card, `${file.name}: the file is larger than the upload limit of ${mb(config.max_upload_bytes)}`);
+    // the server's own words, said before sending the file
+    fail(card, `${file.name}: the file is larger than the upload limit of ${mb(config.max_upload_bytes)} (tadsr serve --max-upload-mb)`);
     return;
   }
   setState(card, "uploading...");
