@@ -103,6 +103,15 @@ class Server:
         return self.proc.returncode
 
 
+def module_server(tmp_path_factory):
+    """A test module's server (as a pytest fixture): upload limit 1 MB."""
+    srv = Server(tmp_path_factory.mktemp("serve-tmp"), "--max-upload-mb", "1")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tests._web_helpers import Server, png_bytes
+from tests._web_helpers import module_server, png_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "outputs" / "test-artifacts"
@@ -29,11 +29,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("serve-tmp"), "--max-upload-mb", "1")
-    yield srv
-    srv.stop()
+server = pytest.fixture(scope="module")(module_server)
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,12 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from tests._web_helpers import Server, decode_png, png_bytes
+from tests._web_helpers import Server, decode_png, module_server, png_bytes
 
 from tadsr.inference.imageio import Picture
 from tadsr.web.jobs import Job, JobOptions, JobQueue
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("serve-tmp"), "--max-upload-mb", "1")
-    yield srv
-    srv.stop()
+server = pytest.fixture(scope="module")(module_server)
 
 
 @pytest.fixture(scope="module")
