@@ -18,8 +18,7 @@ import pytest
 from PIL import Image
 from tests._web_helpers import Server, decode_png, module_server, png_bytes
 
-from tadsr.inference.imageio import Picture
-from tadsr.web.jobs import Job, JobOptions, JobQueue
+from tadsr.web.jobs import Job, JobOptions, JobQueue, QueueFull
 
 server = pytest.fixture(scope="module")(module_server)
 
@@ -178,6 +177,9 @@ def test_only_the_apps_routes_and_no_request_path_reaches_files(server, crops):
     status, _, _ = server.request("GET", "/api/config", headers={"Host": "evil.example:80"})
     assert status == 421
     server.wait(job["id"])
+    for name in ("foo", "..", "%2e%2e%2fresult", job["id"]):
+        assert server.request("GET", f"/api/jobs/{job['id']}/{name}.png")[0] == 404
+    assert server.request("GET", f"/api/jobs/{job['id']}/result.png")[0] == 200
 
 
 def test_uploads_stay_in_one_temporary_folder_removed_at_exit(tmp_path, crops):
@@ -264,8 +266,9 @@ def test_a_job_whose_page_stops_asking_is_cancelled(tmp_path, photo):
     queue = JobQueue(tmp_path, {"teacher": "tadsr-small-teacher"}, heartbeat_s=1.0)
     queue.start()
     try:
-        pic = Picture(np.ascontiguousarray(photo[:160, :160]))  # 15 steps: seconds of work
-        job = Job("a.png", JobOptions("teacher", steps=15), pic)
+        upload = tmp_path / "a.upload"  # 15 steps on 160 x 160: seconds of work
+        upload.write_bytes(png_bytes(np.ascontiguousarray(photo[:160, :160])))
+        job = Job("a.png", JobOptions("teacher", steps=15), upload)
         assert queue.submit(job) == 0
         deadline = time.monotonic() + 60
         while job.done < 2 and time.monotonic() < deadline:  # the page is open: it polls
@@ -277,6 +280,15 @@ def test_a_job_whose_page_stops_asking_is_cancelled(tmp_path, photo):
             time.sleep(0.1)
         assert job.state == "cancelled" and job.message == "cancelled: the page went away"
         assert job.done < job.total == 15 and job.result is None
+        assert not upload.exists()
         assert time.monotonic() - stopped_polling >= 1.0
     finally:
         queue.stop()
+
+
+def test_a_full_queue_refuses_more_jobs(tmp_path):
+    queue = JobQueue(tmp_path, {"m": None}, max_waiting=2)  # not started: nothing runs
+    for _ in range(2):
+        queue.submit(Job("a.png", JobOptions("m"), None))
+    with pytest.raises(QueueFull, match=r"the queue is full \(2 jobs waiting\)"):
+        queue.submit(Job("b.png", JobOptions("m"), None))

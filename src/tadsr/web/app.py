@@ -187,15 +187,16 @@ def create_app(cfg: ServeConfig) -> Starlette:
                 return _error(400, f"{name}: empty file (0 bytes)")
             async with state["decoding"]:
                 pic = await anyio.to_thread.run_sync(_decode, tmp, name, cfg.max_pixels)
+            job = Job(name=name, options=options, source=None, note=pic.note)
+            job.source = Path(tmp).rename(state["workdir"] / f"{job.id}.upload")
+            ahead = state["queue"].submit(job)
         except _BadImage as exc:
             return _error(400, str(exc))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        job = Job(name=name, options=options, picture=pic, note=pic.note)
-        try:
-            ahead = state["queue"].submit(job)
         except QueueFull as exc:
+            job.source.unlink()
             return _error(503, f"{name}: {exc}; try again later")
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # kept only under the job's name
         return JSONResponse({"id": job.id, "ahead": ahead, "width": pic.width,
                              "height": pic.height})  # fmt: skip
 
@@ -219,8 +220,9 @@ def create_app(cfg: ServeConfig) -> Starlette:
         job = find(request)
         if job is None or job.state != DONE:
             return _error(404, "no such result")
-        which = request.path_params["which"]
-        path = job.result if which == "result" else job.bicubic
+        path = {"result": job.result, "bicubic": job.bicubic}.get(request.path_params["which"])
+        if path is None:
+            return _error(404, "not found")
         if request.query_params.get("download"):
             return FileResponse(path, media_type="image/png", filename=_out_name(job))
         return FileResponse(path, media_type="image/png")

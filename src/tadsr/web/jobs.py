@@ -1,7 +1,8 @@
 """The job queue of `tadsr serve`: one worker thread runs the upscaling jobs one at a time.
 
-A job holds an already decoded input picture (decoding happens when the upload arrives, so
-a bad file is refused at once) and the options of `tadsr upscale`. The worker loads each
+A job holds its uploaded file (decoded once when it arrives, so that a bad file is refused
+at once, and again when the job runs, so that waiting jobs hold no pixels in memory) and the
+options of `tadsr upscale`. The worker loads each
 model once, on first use (the default one right after the server starts), and runs the same
 `Upscaler` as the command line, so the result is the one `tadsr upscale` writes. A job is
 cancelled by an explicit request, or when its page stops asking about it for `heartbeat_s`
@@ -47,7 +48,7 @@ class JobOptions:
 class Job:
     name: str  # the upload's display name (never used as a path)
     options: JobOptions
-    picture: Any  # the decoded input Picture; dropped once the job ends
+    source: Path | None  # the upload in the server's temporary folder; removed when it ends
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     state: str = QUEUED
     done: int = 0
@@ -164,7 +165,10 @@ class JobQueue:
         return job.cancel_requested or time.monotonic() - job.last_seen > self.heartbeat_s
 
     def _end(self, job: Job, state: str, message: str | None = None) -> None:
-        job.state, job.message, job.picture = state, message, None
+        job.state, job.message = state, message
+        if job.source is not None:
+            job.source.unlink(missing_ok=True)
+            job.source = None
         self._finished.append(job.id)
         while len(self._finished) > self.keep_finished:
             old = self._jobs.pop(self._finished.popleft(), None)
@@ -211,7 +215,7 @@ class JobQueue:
         return self._pipes[name]
 
     def _run(self, job: Job) -> tuple[str, str | None]:
-        from tadsr.inference.imageio import Picture, write_image
+        from tadsr.inference.imageio import Picture, read_image, write_image
         from tadsr.inference.upscaler import Upscaler, _resize_plane
 
         opts = job.options
@@ -239,7 +243,7 @@ class JobQueue:
             if self._stopping or self._abandoned(job):
                 raise _Cancelled
 
-        pic = job.picture
+        pic = read_image(job.source, max_pixels=self.max_pixels)  # read before: it was fine
         try:
             out = up.upscale_picture(pic, on_progress=progress)
         except _Cancelled:
