@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "tadsr.data.cli",
     "tadsr.train.cli",
     "tadsr.evaluation.cli",
+    "tadsr.web.cli",
 )
 
 

@@ -181,7 +181,7 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                     return pic
                 raise ImageReadError(
                     f"{path}: not an image, or an unsupported format "
-                    "(PNG, JPEG, WebP, BMP, TIFF, PPM are supported)"
+                    "(PNG, JPEG, WebP, BMP, TIFF are supported)"
                 ) from None
             with img:
                 _check_pixels(path, img.width, img.height, max_pixels)

@@ -18,6 +18,7 @@ resized with bicubic interpolation (antialiased when shrinking) straight to the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -117,12 +118,19 @@ class Upscaler:
         write_image(dst, out)
         return pic
 
-    def upscale_picture(self, pic: Picture) -> Picture:
-        """Upscale a Picture; colour through the network, alpha by bicubic resizing."""
+    def upscale_picture(
+        self, pic: Picture, on_progress: Callable[[int, int], None] | None = None
+    ) -> Picture:
+        """Upscale a Picture; colour through the network, alpha by bicubic resizing.
+
+        `on_progress(done, total)` is called before the work starts (done 0) and after each
+        network evaluation (tiles x sampling steps); an exception it raises stops the run
+        and propagates (a way to cancel). It does not change the result.
+        """
         h, w = pic.height, pic.width
         s = self.scale
         out_h, out_w = self.output_size(h, w)
-        color = self._run_network(pic)
+        color = self._run_network(pic, on_progress)
         if (out_h, out_w) != (h * s, w * s):
             color = np.stack(
                 [_resize_plane(color[..., c], out_h, out_w) for c in range(color.shape[2])], axis=2
@@ -137,7 +145,7 @@ class Upscaler:
         return torch.cat(parts, dim=1)[None]
 
     # -- internals -----------------------------------------------------------------
-    def _run_network(self, pic: Picture) -> np.ndarray:
+    def _run_network(self, pic: Picture, on_progress=None) -> np.ndarray:
         h, w = pic.height, pic.width
         s = self.scale
         color = pic.color if pic.color.flags.writeable else pic.color.copy()
@@ -159,10 +167,10 @@ class Upscaler:
                 x = x.to(torch.uint8 if pic.bits == 8 else torch.int32)
             out[row : row + x.shape[1]] = x.permute(1, 2, 0).numpy()
 
-        self._run_tiles(lq, sink)
+        self._run_tiles(lq, sink, on_progress)
         return out
 
-    def _run_tiles(self, lq: Tensor, sink) -> int:
+    def _run_tiles(self, lq: Tensor, sink, on_progress=None) -> int:
         opts, pipe = self.options, self.pipeline
         h, w = lq.shape[-2:]
         seed = torch.Generator().seed() if opts.seed is None else int(opts.seed)
@@ -189,6 +197,10 @@ class Upscaler:
 
             n = _count_tiles(h, w, tile, opts.tile_overlap)
             bar = tqdm(total=n, desc="tiles", unit="tile", leave=False, position=1)
+        on_tile = bar.update if bar is not None else None
+        hook = None
+        if on_progress is not None:
+            on_tile, hook = self._progress_hooks(on_progress, h, w, tile, on_tile)
         try:
             return run_tiled(
                 fn,
@@ -199,11 +211,42 @@ class Upscaler:
                 overlap=opts.tile_overlap,
                 halo=halo,
                 noise=noise,
-                on_tile=bar.update if bar is not None else None,
+                on_tile=on_tile,
             )
         finally:
             if bar is not None:
                 bar.close()
+            if hook is not None:
+                hook.remove()
+
+    def _progress_hooks(self, on_progress, h: int, w: int, tile: int, on_tile):
+        """(on_tile, hook handle) reporting network evaluations to on_progress(done, total):
+        each network call (a forward pre-hook, when the pipeline's net is a torch module)
+        and each finished tile (which sets the count to the tiles done x steps)."""
+        steps = self.options.steps or getattr(self.pipeline, "default_steps", 1) or 1
+        tiles = _count_tiles(h, w, tile, self.options.tile_overlap) if tile else 1
+        total = tiles * steps
+        state = {"tiles": 0, "calls": 0}
+        on_progress(0, total)
+
+        def net_called(*_args) -> None:
+            # a network call after the first one of a tile means one more step is done
+            state["calls"] += 1
+            if 1 < state["calls"] <= steps:
+                on_progress(state["tiles"] * steps + state["calls"] - 1, total)
+
+        def tile_done() -> None:
+            if on_tile is not None:
+                on_tile()
+            state["tiles"] += 1
+            state["calls"] = 0
+            on_progress(state["tiles"] * steps, total)
+
+        net = getattr(self.pipeline, "net", None)
+        hook = None
+        if isinstance(net, torch.nn.Module):
+            hook = net.register_forward_pre_hook(net_called)
+        return tile_done, hook
 
 
 def _count_tiles(h: int, w: int, tile: int, overlap: int) -> int:

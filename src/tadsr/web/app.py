@@ -1,0 +1,328 @@
+"""The web app of `tadsr serve` (Starlette): one page, its two assets, and a small JSON API.
+
+Routes (nothing else is served; no part of a request names a file):
+  GET  /                          the page (?token=T sets the token cookie, then redirects)
+  GET  /static/app.js, style.css  the page's assets, held in memory from the package
+  GET  /api/config                models, option choices and limits for the page
+  POST /api/jobs?name=&model=&steps=&tile=&color_fix=&seed=
+                                  the image file is the request body; answers {id, ahead}
+  GET  /api/jobs/{id}             state, queue position, progress (and: the page is alive)
+  POST /api/jobs/{id}/cancel      stop the job (also sent by the page when it closes)
+  GET  /api/jobs/{id}/result.png  the result (?download=1: as an attachment)
+  GET  /api/jobs/{id}/bicubic.png the input resized bicubically to the result's size
+  GET  /api/results.zip?ids=a,b   finished results in one zip
+Errors are JSON {"error": "one line"} with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import io
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Route
+
+from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull
+
+__all__ = ["ServeConfig", "create_app"]
+
+COOKIE = "tadsr_token"
+TILE_CHOICES = (None, 0, 64, 128, 256, 512)  # None = automatic, 0 = never tile
+_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class ServeConfig:
+    models: dict[str, str | None]  # name on the page -> NAME_OR_PATH; the first is the default
+    kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
+    teacher_steps: int = 15
+    device: str = "cpu"
+    dtype: str = "fp32"
+    max_upload_bytes: int = 100 * 2**20
+    max_pixels: int | None = 64_000_000
+    token: str | None = None
+    local_only: bool = True  # accept only Host: localhost / 127.0.0.1 / [::1] (DNS rebinding)
+    heartbeat_s: float = 20.0
+    max_decoding: int = 2  # uploads decoded at once (each may be up to max_pixels)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def display_name(raw: str | None) -> str:
+    """An upload's name for display and download only: the last path part, safe characters."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^\w.\- ]+", "_", name).strip(" .")[:120]
+    return name or "image"
+
+
+def create_app(cfg: ServeConfig) -> Starlette:
+    assets = {
+        name: (resources.files("tadsr.web").joinpath("static", name).read_bytes(), ctype)
+        for name, ctype in _ASSETS.items()
+    }
+    page = resources.files("tadsr.web").joinpath("static", "index.html").read_bytes()
+    state: dict = {}
+    default_model = next(iter(cfg.models))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        from tadsr.utils.device import pick_device, pick_dtype
+
+        with tempfile.TemporaryDirectory(prefix="tadsr-serve-") as workdir:
+            queue = JobQueue(
+                Path(workdir),
+                cfg.models,
+                device=pick_device(cfg.device),
+                dtype=pick_dtype(cfg.dtype),
+                max_pixels=cfg.max_pixels,
+                heartbeat_s=cfg.heartbeat_s,
+                preload=default_model,
+            )
+            state.update(queue=queue, workdir=Path(workdir))
+            state["decoding"] = anyio.Semaphore(cfg.max_decoding)
+            queue.start()
+            try:
+                yield
+            finally:
+                await anyio.to_thread.run_sync(queue.stop)
+
+    def authorized(request: Request) -> bool:
+        if cfg.token is None:
+            return True
+        given = request.headers.get("x-tadsr-token") or request.cookies.get(COOKIE) or ""
+        return hmac.compare_digest(given.encode(), cfg.token.encode())
+
+    async def index(request: Request) -> Response:
+        query_token = request.query_params.get("token")
+        if cfg.token is not None and query_token is not None:
+            if not hmac.compare_digest(query_token.encode(), cfg.token.encode()):
+                return HTMLResponse(_NEED_TOKEN.format("That token is not this server's."), 401)
+            resp = RedirectResponse("/", status_code=303)
+            resp.set_cookie(COOKIE, cfg.token, httponly=True, samesite="strict")
+            return resp
+        if not authorized(request):
+            return HTMLResponse(_NEED_TOKEN.format("This server needs its token."), 401)
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    async def static(request: Request) -> Response:
+        asset = assets.get(request.path_params["name"])
+        if asset is None:
+            return _error(404, "not found")
+        return Response(asset[0], media_type=asset[1])
+
+    async def config(_request: Request) -> Response:
+        return JSONResponse(
+            {
+                "models": [{"name": n, "kind": cfg.kinds.get(n, "student")} for n in cfg.models],
+                "teacher_steps": cfg.teacher_steps,
+                "tiles": TILE_CHOICES,
+                "color_fixes": ["none", "wavelet", "adain"],
+                "max_upload_bytes": cfg.max_upload_bytes,
+                "max_pixels": cfg.max_pixels,
+            }
+        )
+
+    def parse_options(q) -> JobOptions:
+        model = q.get("model") or default_model
+        if model not in cfg.models:
+            offered = ", ".join(cfg.models)
+            raise ValueError(f"unknown model {model!r} (this server offers {offered})")
+        steps = _int(q, "steps", None)
+        tile = _int(q, "tile", None)
+        if tile not in TILE_CHOICES:
+            raise ValueError(f"tile must be one of auto, {', '.join(map(str, TILE_CHOICES[1:]))}")
+        color_fix = q.get("color_fix") or "none"
+        if color_fix not in ("none", "wavelet", "adain"):
+            raise ValueError(f"colour fix must be none, wavelet or adain, not {color_fix!r}")
+        if steps is not None and not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be a positive number, got {steps}")
+        return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0))
+
+    async def create_job(request: Request) -> Response:
+        if request.headers.get("x-tadsr") != "1":  # a cross-site form cannot set this header
+            return _error(403, "missing X-Tadsr header")
+        name = display_name(request.query_params.get("name"))
+        try:
+            options = parse_options(request.query_params)
+        except ValueError as exc:
+            return _error(400, f"{name}: {exc}")
+        limit = cfg.max_upload_bytes
+        too_big = (
+            f"{name}: the file is larger than the upload limit of {_mb(limit)} "
+            "(tadsr serve --max-upload-mb)"
+        )
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _error(413, too_big)
+        fd, tmp = tempfile.mkstemp(suffix=".upload", dir=state["workdir"])
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        return _error(413, too_big)
+                    fh.write(chunk)
+            if size == 0:
+                return _error(400, f"{name}: empty file (0 bytes)")
+            async with state["decoding"]:
+                pic = await anyio.to_thread.run_sync(_decode, tmp, name, cfg.max_pixels)
+            job = Job(name=name, options=options, source=None, note=pic.note)
+            job.source = Path(tmp).rename(state["workdir"] / f"{job.id}.upload")
+            ahead = state["queue"].submit(job)
+        except _BadImage as exc:
+            return _error(400, str(exc))
+        except QueueFull as exc:
+            job.source.unlink()
+            return _error(503, f"{name}: {exc}; try again later")
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # kept only under the job's name
+        return JSONResponse({"id": job.id, "ahead": ahead, "width": pic.width,
+                             "height": pic.height})  # fmt: skip
+
+    def find(request: Request) -> Job | None:
+        job_id = request.path_params["job"]
+        return state["queue"].get(job_id) if _ID.fullmatch(job_id) else None
+
+    async def job_status(request: Request) -> Response:
+        job_id = request.path_params["job"]
+        status = state["queue"].status(job_id) if _ID.fullmatch(job_id) else None
+        return _error(404, "no such job") if status is None else JSONResponse(status)
+
+    async def cancel(request: Request) -> Response:
+        job = find(request)
+        if job is None:
+            return _error(404, "no such job")
+        state["queue"].cancel(job.id)
+        return JSONResponse({"id": job.id, "state": job.state})
+
+    async def image(request: Request) -> Response:
+        job = find(request)
+        if job is None or job.state != DONE:
+            return _error(404, "no such result")
+        path = {"result": job.result, "bicubic": job.bicubic}.get(request.path_params["which"])
+        if path is None:
+            return _error(404, "not found")
+        if request.query_params.get("download"):
+            return FileResponse(path, media_type="image/png", filename=_out_name(job))
+        return FileResponse(path, media_type="image/png")
+
+    async def results_zip(request: Request) -> Response:
+        ids = [i for i in request.query_params.get("ids", "").split(",") if _ID.fullmatch(i)]
+        jobs = [j for j in map(state["queue"].get, ids) if j is not None and j.state == DONE]
+        if not jobs:
+            return _error(404, "no finished results to download")
+        buf = io.BytesIO()
+        used: set[str] = set()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed
+            for job in jobs:
+                name, k = _out_name(job), 2
+                while name.lower() in used:
+                    name, k = f"{_out_name(job)[:-4]}_{k}.png", k + 1
+                used.add(name.lower())
+                zf.write(job.result, name)
+        return Response(
+            buf.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="tadsr-results.zip"'},
+        )
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", static),
+        Route("/api/config", config),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/jobs/{job}", job_status),
+        Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
+        Route("/api/jobs/{job}/{which:str}.png", image),
+        Route("/api/results.zip", results_zip),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return _Guard(app, cfg, authorized)
+
+
+class _Guard:
+    """ASGI wrapper: the Host check (when local only), the token for everything but the
+    page itself (which says how to give it), and no caching of results."""
+
+    def __init__(self, app, cfg: ServeConfig, authorized) -> None:
+        self.app, self.cfg, self.authorized = app, cfg, authorized
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            if self.cfg.local_only and not _local_host(request.headers.get("host", "")):
+                await _error(421, "this server answers only to localhost")(scope, receive, send)
+                return
+            if scope["path"] != "/" and not self.authorized(request):
+                await _error(401, "a valid token is required")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _local_host(host: str) -> bool:
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else ""
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in ("localhost", "127.0.0.1", "::1")
+
+
+class _BadImage(Exception):
+    pass
+
+
+def _decode(path: str, name: str, max_pixels: int | None):
+    """read_image on the uploaded bytes; its messages name the upload, not the temp file."""
+    from tadsr.inference.imageio import ImageReadError, read_image
+
+    try:
+        return read_image(path, max_pixels=max_pixels)
+    except ImageReadError as exc:
+        raise _BadImage(str(exc).replace(path, name).replace("--max-pixels", "tadsr serve "
+                        "--max-pixels")) from None  # fmt: skip
+
+
+def _int(q, key: str, default: int | None) -> int | None:
+    raw = q.get(key)
+    if raw in (None, "", "auto"):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, got {raw!r}") from None
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:g} MB"
+
+
+def _out_name(job: Job) -> str:
+    stem = job.name.rsplit(".", 1)[0] if "." in job.name else job.name
+    return f"{stem}_x4.png"
+
+
+_NEED_TOKEN = """<!doctype html><meta charset="utf-8"><title>tadsr</title>
+<p>{} Open the address that <code>tadsr serve</code> printed (it ends with
+<code>?token=...</code>).</p>"""

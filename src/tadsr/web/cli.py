@@ -1,0 +1,191 @@
+"""`tadsr serve`: a local web page for upscaling (needs the `web` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+
+PROG = "tadsr serve"
+DEFAULT_PORT = 7860
+DEFAULT_MAX_UPLOAD_MB = 100
+
+_DESCRIPTION = """\
+Start a local web page for upscaling: drop images on it, pick the model (the one-step
+student, or the teacher and its number of steps), the tile size, the colour fix and the
+seed, watch the queue position and progress, compare the result with bicubic, download the
+PNGs. The same Upscaler as `tadsr upscale` does the work, so a result equals what
+`tadsr upscale` writes with the same options. Jobs run one at a time; closing or cancelling
+a tab stops its job. Nothing is fetched from the internet.
+"""
+
+_EPILOG = f"""\
+safety: binds to 127.0.0.1 and answers only to localhost by default. Another --host (e.g.
+0.0.0.0) makes the page reachable from the network and prints a warning; add --token so that
+only people given the address with its ?token=... can use it. Uploads are kept in a
+temporary folder, removed when the server stops; inputs above --max-upload-mb (default
+{DEFAULT_MAX_UPLOAD_MB}) or --max-pixels (default {DEFAULT_MAX_PIXELS:,}, as tadsr upscale)
+are refused.
+
+needs: pip install "tadsr[web]" (Starlette and uvicorn).
+"""
+
+
+def register(subparsers) -> None:
+    """Add the `serve` sub-command."""
+    p = subparsers.add_parser(
+        "serve",
+        help="local web page for upscaling (needs the web extra)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        default=None,
+        help="the page's default model: a bundled name or our .safetensors "
+        "(default: the bundled student; the bundled models are offered too)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,mps}",
+        help="device (default auto: cuda, then mps, then cpu)",
+    )
+    p.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="precision (fp32)"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        metavar="MB",
+        help=f"largest accepted upload in MiB (default {DEFAULT_MAX_UPLOAD_MB})",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    p.add_argument("--token", default=None, help="shared secret required by every request")
+    p.set_defaults(func=run)
+
+
+def _models(default: str | None) -> tuple[dict[str, str | None], dict[str, str], int]:
+    """(name -> NAME_OR_PATH with the default first, name -> kind, teacher steps)."""
+    from pathlib import Path
+
+    from tadsr.models import DEFAULT_MODEL, registry
+
+    entries = registry()
+    models: dict[str, str | None] = {}
+    if default is not None and default not in entries:
+        models[Path(default).name] = default  # a file given by the person starting the server
+    else:
+        models[default or DEFAULT_MODEL] = default or DEFAULT_MODEL
+    for name in entries:
+        models.setdefault(name, name)
+    kinds = {n: e.get("kind", "student") for n, e in entries.items()}
+    steps = max((e.get("steps", 1) for e in entries.values() if e.get("kind") == "teacher"),
+                default=15)  # fmt: skip
+    return models, kinds, int(steps)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from tadsr.cli import UsageError
+    from tadsr.utils.device import DeviceError, pick_device, pick_dtype
+
+    if args.max_upload_mb <= 0:
+        raise UsageError(f"--max-upload-mb must be > 0, got {args.max_upload_mb:g}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if args.token is not None and not args.token.strip():
+        raise UsageError("--token must not be empty")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, got {args.port}")
+    try:
+        pick_device(args.device), pick_dtype(args.dtype)
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        import uvicorn
+
+        from tadsr.web.app import ServeConfig, create_app
+    except ImportError as exc:
+        print(
+            f"{PROG}: error: the web extra is not installed ({exc.name} is missing): "
+            'pip install "tadsr[web]"',
+            file=sys.stderr,
+        )
+        return 1
+    if args.model is not None:  # a wrong name or path is said now, not at the first job
+        from tadsr.checkpoints import CheckpointError
+        from tadsr.models import resolve_model
+
+        try:
+            resolve_model(args.model)
+        except CheckpointError as exc:
+            print(f"{PROG}: error: cannot load model {exc}", file=sys.stderr)
+            return 1
+    local = _is_loopback(args.host)
+    models, kinds, teacher_steps = _models(args.model)
+    cfg = ServeConfig(
+        models=models,
+        kinds=kinds,
+        teacher_steps=teacher_steps,
+        device=args.device,
+        dtype=args.dtype,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        token=args.token,
+        local_only=local,
+    )
+    try:
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    port = sock.getsockname()[1]
+    if not local:
+        print(
+            f"{PROG}: warning: --host {args.host} makes this page reachable from other "
+            "machines: anyone who can reach it can upload images and use this computer"
+            + ("" if args.token else " (add --token SECRET to require a shared secret)"),
+            file=sys.stderr,
+        )
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown = f"[{shown}]" if ":" in shown else shown
+    query = f"/?token={args.token}" if args.token else "/"
+    print(f"{PROG}: http://{shown}:{port}{query}  (Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(
+        create_app(cfg), log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shut down cleanly first, then re-raised Ctrl-C
+        pass
+    print(f"{PROG}: stopped", file=sys.stderr)
+    return 0

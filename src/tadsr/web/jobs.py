@@ -1,0 +1,274 @@
+"""The job queue of `tadsr serve`: one worker thread runs the upscaling jobs one at a time.
+
+A job holds its uploaded file (decoded once when it arrives, so that a bad file is refused
+at once, and again when the job runs, so that waiting jobs hold no pixels in memory) and the
+options of `tadsr upscale`. The worker loads each
+model once, on first use (the default one right after the server starts), and runs the same
+`Upscaler` as the command line, so the result is the one `tadsr upscale` writes. A job is
+cancelled by an explicit request, or when its page stops asking about it for `heartbeat_s`
+seconds (the tab was closed); a running job stops at its next network evaluation.
+Results are PNG files in the server's temporary folder, named by the job's random id.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tadsr.utils.files import one_line
+
+__all__ = ["Job", "JobOptions", "JobQueue", "QueueFull"]
+
+QUEUED, RUNNING, DONE, ERROR, CANCELLED = "queued", "running", "done", "error", "cancelled"
+
+
+class QueueFull(Exception):
+    """More jobs are waiting than the queue takes."""
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The options of `tadsr upscale` that the page offers (model: a name the server lists)."""
+
+    model: str
+    steps: int | None = None
+    tile: int | None = None
+    color_fix: str = "none"
+    seed: int = 0
+
+
+@dataclass
+class Job:
+    name: str  # the upload's display name (never used as a path)
+    options: JobOptions
+    source: Path | None  # the upload in the server's temporary folder; removed when it ends
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: str = QUEUED
+    done: int = 0
+    total: int = 0
+    message: str | None = None
+    note: str | None = None
+    result: Path | None = None
+    bicubic: Path | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    cancel_requested: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, ERROR, CANCELLED)
+
+
+class JobQueue:
+    """Jobs in order, run by one worker thread (one device, one job at a time)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        models: dict[str, str | None],
+        *,
+        device: Any = "cpu",
+        dtype: Any = None,
+        max_pixels: int | None = None,
+        heartbeat_s: float = 20.0,
+        max_waiting: int = 32,
+        keep_finished: int = 100,
+        preload: str | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.models = models  # name shown on the page -> NAME_OR_PATH for from_pretrained
+        self.device, self.dtype = device, dtype
+        self.max_pixels = max_pixels
+        self.heartbeat_s = heartbeat_s
+        self.max_waiting = max_waiting
+        self.keep_finished = keep_finished
+        self._preload = preload
+        self._jobs: dict[str, Job] = {}
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._finished: collections.deque[str] = collections.deque()
+        self._running: Job | None = None
+        self._pipes: dict[str, Any] = {}
+        self._load_errors: dict[str, str] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="tadsr-serve-worker", daemon=True)
+
+    # -- called from the web app ------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def submit(self, job: Job) -> int:
+        """Queue a job; returns how many jobs are ahead of it. QueueFull when too many wait."""
+        with self._cond:
+            waiting = [j for j in self._waiting if not self._abandoned(j)]
+            if len(waiting) >= self.max_waiting:
+                raise QueueFull(f"the queue is full ({self.max_waiting} jobs waiting)")
+            self._jobs[job.id] = job
+            self._waiting.append(job)
+            self._cond.notify_all()
+            return self._ahead(job)
+
+    def get(self, job_id: str, *, seen: bool = False) -> Job | None:
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is not None and seen:
+                job.last_seen = time.monotonic()
+            return job
+
+    def status(self, job_id: str) -> dict | None:
+        """What the page shows of a job (and a sign of life from its page)."""
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            job.last_seen = time.monotonic()
+            out = {"id": job.id, "name": job.name, "state": job.state}
+            if job.state == QUEUED:
+                out["ahead"] = self._ahead(job)
+            out.update(done=job.done, total=job.total, message=job.message, note=job.note)
+            return out
+
+    def cancel(self, job_id: str) -> bool:
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            job.cancel_requested = True
+            if job.state == QUEUED:
+                self._end(job, CANCELLED, "cancelled")
+                self._waiting.remove(job)
+            return True
+
+    # -- bookkeeping (under the lock) ----------------------------------------------------
+    def _ahead(self, job: Job) -> int:
+        n = 1 if self._running is not None else 0
+        for j in self._waiting:
+            if j is job:
+                return n
+            if not self._abandoned(j):
+                n += 1
+        return n
+
+    def _abandoned(self, job: Job) -> bool:
+        return job.cancel_requested or time.monotonic() - job.last_seen > self.heartbeat_s
+
+    def _end(self, job: Job, state: str, message: str | None = None) -> None:
+        job.state, job.message = state, message
+        if job.source is not None:
+            job.source.unlink(missing_ok=True)
+            job.source = None
+        self._finished.append(job.id)
+        while len(self._finished) > self.keep_finished:
+            old = self._jobs.pop(self._finished.popleft(), None)
+            for path in (old.result, old.bicubic) if old is not None else ():
+                if path is not None:
+                    path.unlink(missing_ok=True)
+
+    # -- the worker --------------------------------------------------------------------
+    def _work(self) -> None:
+        if self._preload is not None:
+            self._pipeline(self._preload)
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._waiting.popleft()
+                if self._abandoned(job):
+                    self._end(job, CANCELLED, _why_cancelled(job))
+                    continue
+                job.state, self._running = RUNNING, job
+            try:
+                state, message = self._run(job)
+            except Exception as exc:  # the server goes on; the page gets one line
+                state, message = ERROR, f"{job.name}: failed: {type(exc).__name__}: {one_line(exc)}"
+            with self._cond:
+                self._running = None
+                self._end(job, state, message)
+
+    def _pipeline(self, name: str):
+        """The loaded pipeline of a model name (loaded once; a failure is remembered)."""
+        from tadsr.pipeline import SRPipeline
+
+        if name not in self._pipes and name not in self._load_errors:
+            try:
+                self._pipes[name] = SRPipeline.from_pretrained(
+                    self.models[name], device=self.device, dtype=self.dtype
+                )
+            except Exception as exc:
+                self._load_errors[name] = f"cannot load model {name}: {one_line(exc)}"
+        if name in self._load_errors:
+            raise ModelError(self._load_errors[name])
+        return self._pipes[name]
+
+    def _run(self, job: Job) -> tuple[str, str | None]:
+        from tadsr.inference.imageio import Picture, read_image, write_image
+        from tadsr.inference.upscaler import Upscaler, _resize_plane
+
+        opts = job.options
+        try:
+            pipe = self._pipeline(opts.model)
+        except ModelError as exc:
+            return ERROR, str(exc)
+        steps = opts.steps if pipe.kind == "teacher" else None
+        try:  # the options' rules (a teacher's steps among them) are UpscaleOptions.validate's
+            up = Upscaler(
+                pipe,
+                tile=opts.tile,
+                seed=opts.seed,
+                color_fix=opts.color_fix,
+                steps=steps,
+                max_pixels=self.max_pixels,
+            )
+        except ValueError as exc:
+            return ERROR, str(exc)
+
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+            if self._stopping or self._abandoned(job):
+                raise _Cancelled
+
+        pic = read_image(job.source, max_pixels=self.max_pixels)  # read before: it was fine
+        try:
+            out = up.upscale_picture(pic, on_progress=progress)
+        except _Cancelled:
+            return CANCELLED, "server stopping" if self._stopping else _why_cancelled(job)
+        result = write_image(self.workdir / f"{job.id}.png", out)
+        # the page's comparison: the input resized bicubically to the result's size
+        planes = [_resize_plane(pic.color[..., c], out.height, out.width) for c in range(
+            pic.color.shape[2])]  # fmt: skip
+        alpha = None if pic.alpha is None else _resize_plane(pic.alpha, out.height, out.width)
+        bicubic = write_image(
+            self.workdir / f"{job.id}-bicubic.png", Picture(_stack(planes), alpha)
+        )
+        job.result, job.bicubic = result, bicubic
+        return DONE, None
+
+
+class ModelError(Exception):
+    pass
+
+
+def _stack(planes):
+    import numpy as np
+
+    return np.stack(planes, axis=2)
+
+
+def _why_cancelled(job: Job) -> str:
+    return "cancelled" if job.cancel_requested else "cancelled: the page went away"

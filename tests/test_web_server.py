@@ -1,0 +1,295 @@
+"""`tadsr serve` over HTTP: bad inputs, concurrency, cancelling, token, paths, temp files.
+
+Every test talks to a real server (uvicorn in a subprocess, the bundled models) on a free
+localhost port; the browser tests are in test_web_browser.py.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests._web_helpers import Server, decode_png, module_server, png_bytes
+
+from tadsr.web.jobs import Job, JobOptions, JobQueue, QueueFull
+
+server = pytest.fixture(scope="module")(module_server)
+
+
+@pytest.fixture(scope="module")
+def crops(photo):
+    """Small real photo crops (48 x 48), PNG bytes."""
+    return [png_bytes(np.ascontiguousarray(photo[40 * i : 40 * i + 48, 200:248])) for i in range(6)]
+
+
+def assert_alive(server):
+    status, cfg = server.json("GET", "/api/config")
+    assert status == 200 and cfg["max_upload_bytes"] == 2**20
+
+
+def test_a_photo_comes_back_4x_with_its_bicubic_comparison(server, crops):
+    status, job = server.submit(crops[0], name="crop.png")
+    assert status == 200 and job["ahead"] in (0, 1) and (job["width"], job["height"]) == (48, 48)
+    st = server.wait(job["id"])
+    assert st["state"] == "done" and st["done"] == st["total"] >= 1
+    status, headers, data = server.request("GET", f"/api/jobs/{job['id']}/result.png?download=1")
+    assert status == 200 and "crop_x4.png" in headers["content-disposition"]
+    assert decode_png(data).shape == (192, 192, 3)
+    status, _, bic = server.request("GET", f"/api/jobs/{job['id']}/bicubic.png")
+    assert status == 200 and decode_png(bic).shape == (192, 192, 3)
+    assert not np.array_equal(decode_png(bic), decode_png(data))
+
+
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        ("not an image", "notes.txt: not an image, or an unsupported format"),
+        ("truncated", "notes.txt: corrupt or truncated image"),
+        ("bad checksum", "notes.txt: corrupt or truncated image"),
+        ("bomb", "notes.txt: too large: 10000x10000 = 100,000,000 pixels exceeds the limit of "
+                 "64,000,000 (raise it with tadsr serve --max-pixels)"),
+        ("empty", "notes.txt: empty file (0 bytes)"),
+    ],
+)  # fmt: skip
+def test_a_bad_file_gets_one_line_and_the_server_goes_on(server, crops, case, expect):
+    good = crops[1]
+    if case == "not an image":
+        data = b"just some text, not pixels\n" * 40
+    elif case == "truncated":
+        data = good[: len(good) // 2]
+    elif case == "bad checksum":
+        data = bytearray(good)
+        data[good.index(b"IDAT") + 20] ^= 0xFF  # the chunk's CRC no longer matches
+        data = bytes(data)
+    elif case == "bomb":  # 100 MP of one-bit zeros: a 12 kB file
+        buf = io.BytesIO()
+        Image.new("1", (10000, 10000)).save(buf, format="PNG")
+        data = buf.getvalue()
+        assert len(data) < 2**20
+    else:
+        data = b""
+    status, body = server.submit(data, name="notes.txt")
+    assert status == 400
+    assert body["error"].startswith(expect) and "\n" not in body["error"]
+    assert "/tmp" not in body["error"] and ".upload" not in body["error"]
+    assert_alive(server)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_upload_over_the_limit_is_refused_while_streaming(server, chunked):
+    data = b"\x89PNG\r\n\x1a\n" + bytes(2 * 2**20)
+    status, _, body = server.request(
+        "POST", "/api/jobs?name=big.png", data, {"X-Tadsr": "1"}, chunked=chunked
+    )
+    assert status == 413
+    assert b"big.png: the file is larger than the upload limit of 1 MB" in body
+    assert_alive(server)
+
+
+def test_uploads_from_several_tabs_at_once_all_run(server, crops):
+    answers: list = [None] * len(crops)
+
+    def post(i):
+        answers[i] = server.submit(crops[i], name=f"tab{i}.png")
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(crops))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(status == 200 for status, _ in answers), answers
+    ids = [job["id"] for _, job in answers]
+    assert len(set(ids)) == len(ids)
+    assert max(job["ahead"] for _, job in answers) >= 1  # they queued behind each other
+    results = []
+    for job_id in ids:
+        assert server.wait(job_id)["state"] == "done"
+        results.append(decode_png(server.request("GET", f"/api/jobs/{job_id}/result.png")[2]))
+    assert all(r.shape == (192, 192, 3) for r in results)
+    status, headers, data = server.request("GET", f"/api/results.zip?ids={','.join(ids)}")
+    assert status == 200 and headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == sorted(f"tab{i}_x4.png" for i in range(len(crops)))
+        np.testing.assert_array_equal(decode_png(zf.read("tab2_x4.png")), results[2])
+
+
+def test_cancel_stops_a_running_teacher_job_and_the_queue_goes_on(server, crops, photo):
+    big = png_bytes(np.ascontiguousarray(photo[:200, 150:350]))  # 15 steps: seconds of work
+    status, slow = server.submit(big, name="slow.png", model="tadsr-small-teacher", steps=15)
+    assert status == 200
+    st = server.wait(slow["id"], until=("running",))
+    status, quick = server.submit(crops[4], name="quick.png")
+    assert status == 200 and quick["ahead"] == 1  # the running teacher job is ahead
+    deadline = time.monotonic() + 60
+    while st["done"] < 1 and time.monotonic() < deadline:
+        st = server.wait(slow["id"], until=("running",))
+    assert server.json("POST", f"/api/jobs/{slow['id']}/cancel")[0] == 200
+    st = server.wait(slow["id"])
+    assert st["state"] == "cancelled" and st["done"] < st["total"] == 15
+    assert server.wait(quick["id"])["state"] == "done"
+    assert server.request("GET", f"/api/jobs/{slow['id']}/result.png")[0] == 404
+
+
+def test_bad_options_are_refused_with_one_line(server, crops):
+    for options, expect in [
+        ({"model": "/etc/passwd"}, "x.png: unknown model '/etc/passwd'"),
+        ({"tile": "7"}, "x.png: tile must be one of auto, 0, 64"),
+        ({"seed": "abc"}, "x.png: seed must be a whole number"),
+        ({"color_fix": "sepia"}, "x.png: colour fix must be none, wavelet or adain"),
+    ]:
+        status, body = server.submit(crops[0], name="x.png", **options)
+        assert status == 400 and body["error"].startswith(expect), body
+    status, job = server.submit(crops[0], name="x.png", model="tadsr-small-teacher", steps=99)
+    st = server.wait(job["id"])
+    assert st["state"] == "error" and "choose 1 to 15" in st["message"]
+
+
+def test_only_the_apps_routes_and_no_request_path_reaches_files(server, crops):
+    for path in [
+        "/etc/passwd",
+        "/static/../../../../etc/passwd",
+        "/static/..%2f..%2f..%2fetc%2fpasswd",
+        "/static/%2e%2e/%2e%2e/etc/passwd",
+        "/static/index.html/../app.js/../../../etc/passwd",
+        "/api/jobs/../../../../etc/passwd",
+        "/api/jobs/..%2f..%2fetc/result.png",
+        "/api/jobs/0123456789abcdef0123456789abcdef/result.png",
+        "/api/results.zip?ids=../../etc/passwd",
+        "/src/tadsr/web/app.py",
+        "/static/",
+    ]:
+        status, _, body = server.request("GET", path)
+        assert status == 404, (path, status)
+        assert b"root:" not in body and b"import" not in body
+    # a path in the upload's name is only a display name
+    status, job = server.submit(crops[0], name="..%2F..%2F..%2Fetc%2Fpasswd")
+    assert status == 200
+    assert server.json("GET", f"/api/jobs/{job['id']}")[1]["name"] == "passwd"
+    # a cross-site form cannot create jobs (no custom header), nor a foreign Host name
+    status, _, _ = server.request("POST", "/api/jobs?name=a.png", crops[0])
+    assert status == 403
+    status, _, _ = server.request("GET", "/api/config", headers={"Host": "evil.example:80"})
+    assert status == 421
+    server.wait(job["id"])
+    for name in ("foo", "..", "%2e%2e%2fresult", job["id"]):
+        assert server.request("GET", f"/api/jobs/{job['id']}/{name}.png")[0] == 404
+    assert server.request("GET", f"/api/jobs/{job['id']}/result.png")[0] == 200
+
+
+def test_uploads_stay_in_one_temporary_folder_removed_at_exit(tmp_path, crops):
+    srv = Server(tmp_path)
+    try:
+        status, job = srv.submit(crops[0], name="a.png")
+        assert status == 200 and srv.wait(job["id"])["state"] == "done"
+        folders = [p.name for p in tmp_path.iterdir()]
+        assert len(folders) == 1 and folders[0].startswith("tadsr-serve-"), folders
+        inside = sorted(p.name for p in (tmp_path / folders[0]).iterdir())
+        assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png"])  # upload gone
+    finally:
+        assert srv.stop() == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_token_is_required_everywhere(tmp_path, crops):
+    srv = Server(tmp_path, "--token", "s3cret")
+    try:
+        assert srv.url.endswith("/?token=s3cret")
+        assert srv.request("GET", "/api/config")[0] == 401
+        assert srv.request("GET", "/static/app.js")[0] == 401
+        status, _, page = srv.request("GET", "/")
+        assert status == 401 and b"needs its token" in page
+        assert srv.request("GET", "/?token=wrong")[0] == 401
+        status, headers, _ = srv.request("GET", "/?token=s3cret")
+        assert status == 303 and "tadsr_token=s3cret" in headers["set-cookie"]
+        assert "HttpOnly" in headers["set-cookie"]
+        assert srv.request("GET", "/", headers={"Cookie": "tadsr_token=s3cret"})[0] == 200
+        assert srv.request("GET", "/api/config", headers={"X-Tadsr-Token": "s3cret"})[0] == 200
+        status, _ = srv.submit(crops[0], name="a.png")
+        assert status == 401
+    finally:
+        srv.stop()
+
+
+def test_host_other_than_localhost_warns(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tadsr.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        warning = proc.stderr.readline()
+        address = proc.stdout.readline()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert warning.startswith("tadsr serve: warning: --host 0.0.0.0 makes this page reachable")
+    assert "--token" in warning
+    assert address.startswith("tadsr serve: http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    "code,args,expect",
+    [
+        ("pass", ["--model", "nope.safetensors"], "tadsr serve: error: cannot load model "
+         "nope.safetensors: no such file, and not a bundled model"),
+        ("sys.modules['uvicorn'] = None", [], "tadsr serve: error: the web extra is not "
+         'installed (uvicorn is missing): pip install "tadsr[web]"'),
+        ("pass", ["--max-upload-mb", "0"], "tadsr serve: error: --max-upload-mb must be > 0"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_to_start_with_one_line(code, args, expect):
+    script = f"import sys; {code}; from tadsr.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "serve", "--port", "0", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode in (1, 2) and proc.stdout == ""
+    assert proc.stderr.startswith(expect) and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_the_page_and_its_assets_load_nothing_from_elsewhere(server):
+    texts = [server.request("GET", p)[2].decode() for p in
+             ("/", "/static/app.js", "/static/style.css")]  # fmt: skip
+    for text in texts:
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+        assert "@import" not in text and "url(" not in text
+
+
+def test_a_job_whose_page_stops_asking_is_cancelled(tmp_path, photo):
+    """The page polls its jobs; when it stops (tab closed, no cancel request arrived), the
+    running job is stopped after heartbeat_s."""
+    queue = JobQueue(tmp_path, {"teacher": "tadsr-small-teacher"}, heartbeat_s=1.0)
+    queue.start()
+    try:
+        upload = tmp_path / "a.upload"  # 15 steps on 256 x 256: seconds of work
+        upload.write_bytes(png_bytes(np.ascontiguousarray(photo[:256, :256])))
+        job = Job("a.png", JobOptions("teacher", steps=15), upload)
+        assert queue.submit(job) == 0
+        deadline = time.monotonic() + 60
+        while job.done < 2 and time.monotonic() < deadline:  # the page is open: it polls
+            assert queue.status(job.id)["state"] in ("queued", "running")
+            time.sleep(0.2)
+        assert job.state == "running"
+        last_poll = job.last_seen  # the page's last sign of life
+        while not job.finished and time.monotonic() < last_poll + 60:
+            time.sleep(0.1)
+        assert job.state == "cancelled" and job.message == "cancelled: the page went away"
+        assert job.done < job.total == 15 and job.result is None
+        assert not upload.exists()
+        assert time.monotonic() - last_poll >= 1.0
+    finally:
+        queue.stop()
+
+
+def test_a_full_queue_refuses_more_jobs(tmp_path):
+    queue = JobQueue(tmp_path, {"m": None}, max_waiting=2)  # not started: nothing runs
+    for _ in range(2):
+        queue.submit(Job("a.png", JobOptions("m"), None))
+    with pytest.raises(QueueFull, match=r"the queue is full \(2 jobs waiting\)"):
+        queue.submit(Job("b.png", JobOptions("m"), None))
