@@ -39,6 +39,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from tadsr.inference.core import COLOR_FIXES
 from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull
 
 __all__ = ["ServeConfig", "create_app"]
@@ -75,98 +76,105 @@ def display_name(raw: str | None) -> str:
     return name or "image"
 
 
-def create_app(cfg: ServeConfig) -> Starlette:
-    assets = {
-        name: (resources.files("tadsr.web").joinpath("static", name).read_bytes(), ctype)
-        for name, ctype in _ASSETS.items()
-    }
-    page = resources.files("tadsr.web").joinpath("static", "index.html").read_bytes()
-    state: dict = {}
-    default_model = next(iter(cfg.models))
+class _Routes:
+    """The handlers of one app: the page, its assets and the job API, sharing `cfg` and the
+    running queue (`state`, filled by `lifespan`)."""
+
+    def __init__(self, cfg: ServeConfig) -> None:
+        self.cfg = cfg
+        self.assets = {
+            name: (resources.files("tadsr.web").joinpath("static", name).read_bytes(), ctype)
+            for name, ctype in _ASSETS.items()
+        }
+        self.page = resources.files("tadsr.web").joinpath("static", "index.html").read_bytes()
+        self.state: dict = {}
+        self.default_model = next(iter(self.cfg.models))
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(self, _app):
         from tadsr.utils.device import pick_device, pick_dtype
 
         with tempfile.TemporaryDirectory(prefix="tadsr-serve-") as workdir:
             queue = JobQueue(
                 Path(workdir),
-                cfg.models,
-                device=pick_device(cfg.device),
-                dtype=pick_dtype(cfg.dtype),
-                max_pixels=cfg.max_pixels,
-                heartbeat_s=cfg.heartbeat_s,
-                preload=default_model,
+                self.cfg.models,
+                device=pick_device(self.cfg.device),
+                dtype=pick_dtype(self.cfg.dtype),
+                max_pixels=self.cfg.max_pixels,
+                heartbeat_s=self.cfg.heartbeat_s,
+                preload=self.default_model,
             )
-            state.update(queue=queue, workdir=Path(workdir))
-            state["decoding"] = anyio.Semaphore(cfg.max_decoding)
+            self.state.update(queue=queue, workdir=Path(workdir))
+            self.state["decoding"] = anyio.Semaphore(self.cfg.max_decoding)
             queue.start()
             try:
                 yield
             finally:
                 await anyio.to_thread.run_sync(queue.stop)
 
-    def authorized(request: Request) -> bool:
-        if cfg.token is None:
+    def authorized(self, request: Request) -> bool:
+        if self.cfg.token is None:
             return True
         given = request.headers.get("x-tadsr-token") or request.cookies.get(COOKIE) or ""
-        return hmac.compare_digest(given.encode(), cfg.token.encode())
+        return hmac.compare_digest(given.encode(), self.cfg.token.encode())
 
-    async def index(request: Request) -> Response:
+    async def index(self, request: Request) -> Response:
         query_token = request.query_params.get("token")
-        if cfg.token is not None and query_token is not None:
-            if not hmac.compare_digest(query_token.encode(), cfg.token.encode()):
+        if self.cfg.token is not None and query_token is not None:
+            if not hmac.compare_digest(query_token.encode(), self.cfg.token.encode()):
                 return HTMLResponse(_NEED_TOKEN.format("That token is not this server's."), 401)
             resp = RedirectResponse("/", status_code=303)
-            resp.set_cookie(COOKIE, cfg.token, httponly=True, samesite="strict")
+            resp.set_cookie(COOKIE, self.cfg.token, httponly=True, samesite="strict")
             return resp
-        if not authorized(request):
+        if not self.authorized(request):
             return HTMLResponse(_NEED_TOKEN.format("This server needs its token."), 401)
-        return Response(page, media_type="text/html; charset=utf-8")
+        return Response(self.page, media_type="text/html; charset=utf-8")
 
-    async def static(request: Request) -> Response:
-        asset = assets.get(request.path_params["name"])
+    async def static(self, request: Request) -> Response:
+        asset = self.assets.get(request.path_params["name"])
         if asset is None:
             return _error(404, "not found")
         return Response(asset[0], media_type=asset[1])
 
-    async def config(_request: Request) -> Response:
+    async def config(self, _request: Request) -> Response:
         return JSONResponse(
             {
-                "models": [{"name": n, "kind": cfg.kinds.get(n, "student")} for n in cfg.models],
-                "teacher_steps": cfg.teacher_steps,
+                "models": [
+                    {"name": n, "kind": self.cfg.kinds.get(n, "student")} for n in self.cfg.models
+                ],
+                "teacher_steps": self.cfg.teacher_steps,
                 "tiles": TILE_CHOICES,
-                "color_fixes": ["none", "wavelet", "adain"],
-                "max_upload_bytes": cfg.max_upload_bytes,
-                "max_pixels": cfg.max_pixels,
+                "color_fixes": list(COLOR_FIXES),
+                "max_upload_bytes": self.cfg.max_upload_bytes,
+                "max_pixels": self.cfg.max_pixels,
             }
         )
 
-    def parse_options(q) -> JobOptions:
-        model = q.get("model") or default_model
-        if model not in cfg.models:
-            offered = ", ".join(cfg.models)
+    def parse_options(self, q) -> JobOptions:
+        model = q.get("model") or self.default_model
+        if model not in self.cfg.models:
+            offered = ", ".join(self.cfg.models)
             raise ValueError(f"unknown model {model!r} (this server offers {offered})")
         steps = _int(q, "steps", None)
         tile = _int(q, "tile", None)
         if tile not in TILE_CHOICES:
             raise ValueError(f"tile must be one of auto, {', '.join(map(str, TILE_CHOICES[1:]))}")
         color_fix = q.get("color_fix") or "none"
-        if color_fix not in ("none", "wavelet", "adain"):
+        if color_fix not in COLOR_FIXES:
             raise ValueError(f"colour fix must be none, wavelet or adain, not {color_fix!r}")
         if steps is not None and not 1 <= steps <= 1000:
             raise ValueError(f"steps must be a positive number, got {steps}")
         return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0))
 
-    async def create_job(request: Request) -> Response:
+    async def create_job(self, request: Request) -> Response:
         if request.headers.get("x-tadsr") != "1":  # a cross-site form cannot set this header
             return _error(403, "missing X-Tadsr header")
         name = display_name(request.query_params.get("name"))
         try:
-            options = parse_options(request.query_params)
+            options = self.parse_options(request.query_params)
         except ValueError as exc:
             return _error(400, f"{name}: {exc}")
-        limit = cfg.max_upload_bytes
+        limit = self.cfg.max_upload_bytes
         too_big = (
             f"{name}: the file is larger than the upload limit of {_mb(limit)} "
             "(tadsr serve --max-upload-mb)"
@@ -174,7 +182,7 @@ def create_app(cfg: ServeConfig) -> Starlette:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             return _error(413, too_big)
-        fd, tmp = tempfile.mkstemp(suffix=".upload", dir=state["workdir"])
+        fd, tmp = tempfile.mkstemp(suffix=".upload", dir=self.state["workdir"])
         try:
             size = 0
             with os.fdopen(fd, "wb") as fh:
@@ -185,11 +193,11 @@ def create_app(cfg: ServeConfig) -> Starlette:
                     fh.write(chunk)
             if size == 0:
                 return _error(400, f"{name}: empty file (0 bytes)")
-            async with state["decoding"]:
-                pic = await anyio.to_thread.run_sync(_decode, tmp, name, cfg.max_pixels)
+            async with self.state["decoding"]:
+                pic = await anyio.to_thread.run_sync(_decode, tmp, name, self.cfg.max_pixels)
             job = Job(name=name, options=options, source=None, note=pic.note)
-            job.source = Path(tmp).rename(state["workdir"] / f"{job.id}.upload")
-            ahead = state["queue"].submit(job)
+            job.source = Path(tmp).rename(self.state["workdir"] / f"{job.id}.upload")
+            ahead = self.state["queue"].submit(job)
         except _BadImage as exc:
             return _error(400, str(exc))
         except QueueFull as exc:
@@ -200,24 +208,24 @@ def create_app(cfg: ServeConfig) -> Starlette:
         return JSONResponse({"id": job.id, "ahead": ahead, "width": pic.width,
                              "height": pic.height})  # fmt: skip
 
-    def find(request: Request) -> Job | None:
+    def find(self, request: Request) -> Job | None:
         job_id = request.path_params["job"]
-        return state["queue"].get(job_id) if _ID.fullmatch(job_id) else None
+        return self.state["queue"].get(job_id) if _ID.fullmatch(job_id) else None
 
-    async def job_status(request: Request) -> Response:
+    async def job_status(self, request: Request) -> Response:
         job_id = request.path_params["job"]
-        status = state["queue"].status(job_id) if _ID.fullmatch(job_id) else None
+        status = self.state["queue"].status(job_id) if _ID.fullmatch(job_id) else None
         return _error(404, "no such job") if status is None else JSONResponse(status)
 
-    async def cancel(request: Request) -> Response:
-        job = find(request)
+    async def cancel(self, request: Request) -> Response:
+        job = self.find(request)
         if job is None:
             return _error(404, "no such job")
-        state["queue"].cancel(job.id)
-        return JSONResponse({"id": job.id, "state": job.state})
+        self.state["queue"].cancel(job.id)
+        return JSONResponse({"id": job.id, "self.state": job.state})
 
-    async def image(request: Request) -> Response:
-        job = find(request)
+    async def image(self, request: Request) -> Response:
+        job = self.find(request)
         if job is None or job.state != DONE:
             return _error(404, "no such result")
         path = {"result": job.result, "bicubic": job.bicubic}.get(request.path_params["which"])
@@ -227,9 +235,9 @@ def create_app(cfg: ServeConfig) -> Starlette:
             return FileResponse(path, media_type="image/png", filename=_out_name(job))
         return FileResponse(path, media_type="image/png")
 
-    async def results_zip(request: Request) -> Response:
+    async def results_zip(self, request: Request) -> Response:
         ids = [i for i in request.query_params.get("ids", "").split(",") if _ID.fullmatch(i)]
-        jobs = [j for j in map(state["queue"].get, ids) if j is not None and j.state == DONE]
+        jobs = [j for j in map(self.state["queue"].get, ids) if j is not None and j.state == DONE]
         if not jobs:
             return _error(404, "no finished results to download")
         buf = io.BytesIO()
@@ -247,18 +255,21 @@ def create_app(cfg: ServeConfig) -> Starlette:
             headers={"Content-Disposition": 'attachment; filename="tadsr-results.zip"'},
         )
 
+
+def create_app(cfg: ServeConfig) -> Starlette:
+    r = _Routes(cfg)
     routes = [
-        Route("/", index),
-        Route("/static/{name}", static),
-        Route("/api/config", config),
-        Route("/api/jobs", create_job, methods=["POST"]),
-        Route("/api/jobs/{job}", job_status),
-        Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
-        Route("/api/jobs/{job}/{which:str}.png", image),
-        Route("/api/results.zip", results_zip),
+        Route("/", r.index),
+        Route("/static/{name}", r.static),
+        Route("/api/config", r.config),
+        Route("/api/jobs", r.create_job, methods=["POST"]),
+        Route("/api/jobs/{job}", r.job_status),
+        Route("/api/jobs/{job}/cancel", r.cancel, methods=["POST"]),
+        Route("/api/jobs/{job}/{which:str}.png", r.image),
+        Route("/api/results.zip", r.results_zip),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    return _Guard(app, cfg, authorized)
+    app = Starlette(routes=routes, lifespan=r.lifespan)
+    return _Guard(app, cfg, r.authorized)
 
 
 class _Guard:
