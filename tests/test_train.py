@@ -397,3 +397,17 @@ def test_tensorboard_events_when_installed(corpus, tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     assert "train/lr" in events.Tags()["scalars"]
+
+
+def test_load_reads_a_training_checkpoint_as_its_exported_model(teacher_file):
+    """checkpoints.load of RUN/checkpoints/last.pt: the EMA weights with the run's codec,
+    schedule and scale, the same model as the exported file (which stores fp16)."""
+    from tadsr.checkpoints import load
+
+    ckpt = load(teacher_file.parent / "checkpoints" / "last.pt")
+    exported = load(teacher_file)
+    assert ckpt.kind == exported.kind == "teacher" and ckpt.scale == exported.scale == 4
+    assert ckpt.process.cfg == exported.process.cfg
+    assert ckpt.codec.to_dict() == exported.codec.to_dict()
+    for (k, a), b in zip(ckpt.net.named_parameters(), exported.net.parameters()):
+        assert torch.equal(a.detach().half().float(), b), k
