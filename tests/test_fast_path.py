@@ -4,6 +4,11 @@ untiled. Speed itself is measured by `tadsr bench` and benchmarks/, not here."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +50,50 @@ def test_numpy_block_noise_is_standard_normal_and_tiles_consistently():
     assert abs(full.mean()) < 0.03 and abs(full.std() - 1) < 0.03
     torch_full = BlockNoise((1, 4, 100, 70), seed=3, block=32).full()
     assert not np.allclose(torch_full.numpy(), full)  # its own draws, documented
+
+
+# ------------------------------------------------------------------------- start-up
+BUNDLED = Path(__file__).resolve().parents[1] / "src/tadsr/models/tadsr-small.safetensors"
+
+_PROBE = """
+import json, sys
+from tadsr.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_after(*argv: str) -> list[str]:
+    """Run the tadsr command in a fresh interpreter; the modules it imported."""
+    p = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True)
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, p.stderr[-2000:]
+    return result["modules"]
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    """Modules the upscale path must not import: scipy, training, losses, metrics (the
+    sub-commands' argument parsers, tadsr.*.cli, are light and registered for --help)."""
+    return [m for m in modules if m.split(".")[0] in ("scipy", "skimage")
+            or m.startswith(("tadsr.losses", "tadsr.train.", "tadsr.evaluation.", "tadsr.data."))
+            and not m.endswith(".cli")]  # fmt: skip
+
+
+def test_help_models_info_import_no_torch(capsys):
+    for argv in (["models"], ["info", str(BUNDLED)]):
+        mods = _modules_after(*argv)
+        assert "torch" not in mods, argv
+    p = subprocess.run([sys.executable, "-c", "import sys; from tadsr.cli import build_parser; "
+                        "build_parser().format_help(); print('torch' in sys.modules)"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert p.stdout.strip() == "False", p.stderr
+
+
+def test_upscale_path_imports_no_scipy_training_or_metrics(tmp_path):
+    Image.new("RGB", (12, 10), (30, 60, 90)).save(tmp_path / "a.png")
+    mods = _modules_after("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-q")
+    assert "torch" in mods and _heavy(mods) == []
+    assert (tmp_path / "o" / "a.png").is_file()
 
 
 # ------------------------------------------------------------------------------ ONNX
@@ -108,3 +157,15 @@ def test_onnx_backend_upscaler_matches_torch_tiled(exported, lr_photo):
     # the default torch noise is another sample: the comparison above can fail
     other = Upscaler(up.pipeline, tile=64).upscale_picture(pic).color.astype(int)
     assert np.abs(other - ref).max() > 1
+
+
+def test_onnxruntime_backend_cli_imports_no_torch(exported, tmp_path):
+    Image.new("RGB", (40, 24), (200, 60, 90)).save(tmp_path / "a.png")
+    Image.new("LA", (20, 30), (100, 128)).save(tmp_path / "b.png")
+    mods = _modules_after("upscale", str(tmp_path), "-o", str(tmp_path / "o"), "-q",
+                          "--backend", "onnxruntime", "--model", str(exported[0]))  # fmt: skip
+    assert "torch" not in mods and _heavy(mods) == []
+    a = Image.open(tmp_path / "o" / "a.png")
+    b = Image.open(tmp_path / "o" / "b.png")
+    assert a.size == (160, 96) and a.mode == "RGB"
+    assert b.size == (80, 120) and b.mode == "LA"
