@@ -31,6 +31,9 @@ from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 
 __all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"]
 
+# part of the cache key: raise it when the exported graph changes for the same model file
+GRAPH_VERSION = 1
+
 
 def onnxruntime_available() -> bool:
     import importlib.util
@@ -163,7 +166,8 @@ def cached_onnx(model: str | None) -> Path:
     if path.suffix.lower() == ".onnx":
         return path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    out = cache_dir() / "onnx" / f"{path.stem}-{digest}-tadsr{__version__}.onnx"
+    name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
+    out = cache_dir() / "onnx" / name
     if not out.is_file():
         from tadsr.inference.onnx_export import export_onnx
 

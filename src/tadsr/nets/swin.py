@@ -111,9 +111,21 @@ class WindowAttention(nn.Module):
         else:
             q, k, v = qkv.reshape(3, b, nw * heads, n, c // heads).unbind(0)
             bias = (bias + mask[:, None].to(qkv.dtype)).reshape(1, nw * heads, n, n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = _attention(q, k, v, bias)
         out = out.reshape(b, nw, heads, n, c // heads).transpose(2, 3).reshape(b, nw, n, c)
         return self.proj(out)
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v. With autograd: the fused kernel. Without (inference):
+    two matmuls and a softmax, which for these small windows (64 tokens) spread over the CPU
+    threads better than the fused CPU kernel (bundled student, 2 threads: see
+    benchmarks/README.md); the two agree to float32 rounding (~1e-6)."""
+    if torch.is_grad_enabled() or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
+    scores += bias
+    return torch.matmul(scores.softmax(-1), v)
 
 
 class Mlp(nn.Module):
@@ -191,10 +203,13 @@ class SwinBlock(nn.Module):
         if s:
             x = torch.roll(x, shifts=(-s, -s), dims=(2, 3))
         nh, nw = h // ws, w // ws
-        tokens = x.reshape(b, c, nh, ws, nw, ws).permute(0, 2, 4, 3, 5, 1)
+        # windows from the (B, H, W, C) view: one copy when x is channels-last (the CPU
+        # default), and the result comes back channels-last as well
+        tokens = x.permute(0, 2, 3, 1).reshape(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5)
         tokens = tokens.reshape(b, nh * nw, ws * ws, c)
         out = self.attn(tokens, self._runtime_mask(h, w, x.device))
-        out = out.reshape(b, nh, nw, ws, ws, c).permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+        out = out.reshape(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        out = out.permute(0, 3, 1, 2)
         if s:
             out = torch.roll(out, shifts=(s, s), dims=(2, 3))
         return out
