@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from tadsr.inference.pipeline import SRPipeline
 
-__all__ = ["StudentGraph", "export_onnx", "OPSET"]
+__all__ = ["StudentGraph", "export_onnx", "max_difference", "OPSET"]
 
 OPSET = 17
 
@@ -143,3 +143,22 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     return output, meta
+
+
+def max_difference(
+    model: str | None, onnx_path: str | Path, sizes=((64, 96), (75, 112), (20, 10))
+) -> float:
+    """Largest |onnxruntime - torch| over the SR pixels ([0, 1]) of random LR inputs of the
+    given (H, W) sizes, same noise (needs onnxruntime)."""
+    from tadsr.inference.onnx_backend import OnnxStudent
+
+    pipe = SRPipeline.from_pretrained(model, device="cpu")
+    student = OnnxStudent(onnx_path)
+    worst = 0.0
+    for h, w in sizes:
+        g = torch.Generator().manual_seed(h * 1000 + w)
+        lr = torch.rand(1, 3, h, w, generator=g)
+        noise = torch.randn(pipe.noise_shape(h, w), generator=g)
+        ref = ((pipe(lr * 2 - 1, noise=noise) + 1) / 2).numpy()
+        worst = max(worst, float(abs(student.run(lr.numpy(), noise.numpy()) - ref).max()))
+    return worst

@@ -111,21 +111,9 @@ class WindowAttention(nn.Module):
         else:
             q, k, v = qkv.reshape(3, b, nw * heads, n, c // heads).unbind(0)
             bias = (bias + mask[:, None].to(qkv.dtype)).reshape(1, nw * heads, n, n)
-        out = _attention(q, k, v, bias)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         out = out.reshape(b, nw, heads, n, c // heads).transpose(2, 3).reshape(b, nw, n, c)
         return self.proj(out)
-
-
-def _attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
-    """softmax(q k^T / sqrt(d) + bias) v. With autograd: the fused kernel. Without (inference):
-    two matmuls and a softmax, which for these small windows (64 tokens) spread over the CPU
-    threads better than the fused CPU kernel (bundled student, 2 threads: see
-    benchmarks/README.md); the two agree to float32 rounding (~1e-6)."""
-    if torch.is_grad_enabled() or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
-    scores += bias
-    return torch.matmul(scores.softmax(-1), v)
 
 
 class Mlp(nn.Module):
