@@ -169,3 +169,15 @@ def test_onnxruntime_backend_cli_imports_no_torch(exported, tmp_path):
     b = Image.open(tmp_path / "o" / "b.png")
     assert a.size == (160, 96) and a.mode == "RGB"
     assert b.size == (80, 120) and b.mode == "LA"
+
+
+def test_export_refuses_a_teacher_and_a_missing_file_in_one_line(tmp_path, capsys):
+    from tadsr.cli import main
+
+    for model, words in (("tadsr-small-teacher", "only a one-step student"),
+                         (str(tmp_path / "none.safetensors"), "no such file")):  # fmt: skip
+        assert main(["export", model, "--format", "onnx", "-o", str(tmp_path / "x.onnx")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("tadsr export: error: ") and words in err and "\n" not in err
+        assert err.count(model) == 1
+    assert not list(tmp_path.glob("*.onnx*"))  # nothing half-written

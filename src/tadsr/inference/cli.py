@@ -199,7 +199,9 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         out, meta = export_onnx(args.model, args.output)
     except Exception as exc:  # CheckpointError, ValueError (a teacher), OSError: one line
-        print(f"tadsr export: error: {args.model}: {_one_line(exc)}", file=sys.stderr)
+        msg = _one_line(exc)
+        msg = msg if args.model in msg else f"{args.model}: {msg}"
+        print(f"tadsr export: error: {msg}", file=sys.stderr)
         return 1
     from tadsr.inference.onnx_export import OPSET, max_difference
 
