@@ -169,6 +169,13 @@ def cached_onnx(model: str | None) -> Path:
     name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
     out = cache_dir() / "onnx" / name
     if not out.is_file():
+        import importlib.util
+
+        if importlib.util.find_spec("onnx") is None:
+            raise ValueError(
+                f"{path.name} must be exported to ONNX first, which needs the onnx package "
+                "(pip install 'tadsr[onnx]'), or give an .onnx file from `tadsr export`"
+            )
         from tadsr.inference.onnx_export import export_onnx
 
         out.parent.mkdir(parents=True, exist_ok=True)
