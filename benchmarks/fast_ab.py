@@ -54,9 +54,13 @@ print(json.dumps({"wall_s_per_mp": wall / mp, "cpu_s_per_mp": cpu / mp, "out_mp"
 """
 
 
-def _env(src: Path) -> dict:
+def _env(src: Path, side: str = "after") -> dict:
+    """The child's environment. OpenMP's wait policy as each side's `tadsr upscale` sets it:
+    PASSIVE before (166c953 forced it for every command), OpenMP's default after (inference
+    commands no longer force it); an OMP_WAIT_POLICY in this environment applies to both."""
     env = dict(os.environ, PYTHONPATH=str(src))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the tadsr command sets it
+    if side == "before":
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
@@ -64,10 +68,10 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def run_side(src: Path, photos: list[Path], out: Path, threads: int) -> dict:
+def run_side(src: Path, photos: list[Path], out: Path, threads: int, side: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", _CHILD, str(threads), str(out), ",".join(map(str, photos))]
-    p = subprocess.run(cmd, env=_env(src), capture_output=True, text=True)
+    p = subprocess.run(cmd, env=_env(src, side), capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"{src}: the child failed:\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -116,7 +120,7 @@ def main() -> int:
             order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
             row = {"load_before": _load()}
             for side in order:
-                row[side] = run_side(sides[side], photos, tmp / side, args.threads)
+                row[side] = run_side(sides[side], photos, tmp / side, args.threads, side)
             row["load_after"] = _load()
             report["rounds"].append(row)
             print(f"round {r + 1}: load {row['load_before']} -> {row['load_after']}; " + "; ".join(

@@ -7,10 +7,21 @@ import importlib
 import os
 import sys
 
-# Idle OpenMP threads must sleep, not spin: oneDNN starts its own OpenMP team even with one
-# torch thread, and on a busy machine spinning teams made CPU training up to 20x slower.
+# Idle OpenMP threads must sleep, not spin, while training: oneDNN starts its own OpenMP team
+# even with one torch thread, and on a busy machine spinning teams made CPU training up to
+# 20x slower. Inference commands keep OpenMP's default (spin briefly, then sleep): a forward
+# pass is hundreds of short parallel regions, and waking sleeping threads for each made the
+# whole `tadsr upscale` path ~30 % slower in wall time on 2 threads (benchmarks/README.md).
 # Set before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_SPIN_COMMANDS = ("upscale", "export", "bench")
+
+
+def _command_word(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+if _command_word(sys.argv[1:]) not in _SPIN_COMMANDS:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
 # `func` on the parser; `func(args) -> int` is the exit status.

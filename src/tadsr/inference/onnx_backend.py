@@ -52,8 +52,6 @@ class OnnxStudent:
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
-        # idle worker threads sleep instead of spinning (a shared machine; cf. OMP_WAIT_POLICY)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(
             str(self.path), opts, providers=["CPUExecutionProvider"]
