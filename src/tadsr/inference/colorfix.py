@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["COLOR_FIXES", "adain_color_fix", "apply_color_fix", "wavelet_color_fix", "wavelet_low"]
+from tadsr.inference.core import COLOR_FIXES  # the names live where no torch is imported
 
-COLOR_FIXES = ("none", "wavelet", "adain")
+__all__ = ["COLOR_FIXES", "adain_color_fix", "apply_color_fix", "wavelet_color_fix", "wavelet_low"]
 
 
 def wavelet_low(x: Tensor, levels: int = 5) -> Tensor:

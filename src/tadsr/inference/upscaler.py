@@ -17,10 +17,8 @@ resized with bicubic interpolation (antialiased when shrinking) straight to the 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tadsr.inference.colorfix import COLOR_FIXES, apply_color_fix
+from tadsr.inference.colorfix import apply_color_fix
+from tadsr.inference.core import LUMA_WEIGHTS, RowWriter, UpscaleOptions
 from tadsr.inference.imageio import (
-    DEFAULT_MAX_PIXELS,
     Picture,
     picture_from_array,
     picture_from_pil,
@@ -42,53 +40,6 @@ from tadsr.inference.imageio import (
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
-
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
-
-
-@dataclass
-class UpscaleOptions:
-    """Options shared by `Upscaler` and `tadsr upscale` (LR pixels for the tile sizes).
-
-    tile: None = automatic (256 on CPU, from free memory on CUDA; small images untiled),
-    0 = never tile. tile_pad: context around each tile (None = the model's receptive halo).
-    seed: None = fresh noise each call. outscale: final scale (None = the model's, 4).
-    """
-
-    tile: int | None = None
-    tile_overlap: int = 16
-    tile_pad: int | None = None
-    seed: int | None = 0
-    outscale: float | None = None
-    color_fix: str = "none"
-    steps: int | None = None
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    progress: bool = False
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
-        if self.tile is not None and self.tile < 0:
-            raise ValueError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
-        if self.tile_overlap < 0:
-            raise ValueError(f"tile overlap must be >= 0, got {self.tile_overlap}")
-        if self.tile and self.tile_overlap >= self.tile:
-            raise ValueError(
-                f"tile overlap {self.tile_overlap} must be smaller than the tile {self.tile}"
-            )
-        if self.tile_pad is not None and self.tile_pad < 0:
-            raise ValueError(f"tile pad must be >= 0, got {self.tile_pad}")
-        if self.outscale is not None and not (
-            0 < self.outscale <= 64 and math.isfinite(self.outscale)
-        ):
-            raise ValueError(f"outscale must be in (0, 64], got {self.outscale}")
-        if self.color_fix not in COLOR_FIXES:
-            raise ValueError(
-                f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
-            )
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.max_pixels is not None and self.max_pixels < 1:
-            raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
 
 
 class Upscaler:
@@ -192,9 +143,9 @@ class Upscaler:
 
     def upscale_tensor(self, lq: Tensor) -> Tensor:
         """(1, 3, h, w) in [-1, 1] -> (1, 3, 4h, 4w) in [-1, 1], tiled as configured."""
-        parts: list[Tensor] = []
-        self._run_tiles(lq, lambda _row, rows: parts.append(rows))
-        return torch.cat(parts, dim=1)[None]
+        parts: list[np.ndarray] = []
+        self._run_tiles(lq, lambda _row, rows: parts.append(rows.copy()))
+        return torch.from_numpy(np.concatenate(parts, axis=1)[None])
 
     # -- internals -----------------------------------------------------------------
     def _run_network(self, pic: Picture, on_progress=None) -> np.ndarray:
@@ -205,22 +156,9 @@ class Upscaler:
         lq = lq.mul_(2.0 / pic.max_value).sub_(1.0)
         if pic.gray:
             lq = lq.expand(1, 3, h, w)
-        out = np.empty((h * s, w * s, pic.color.shape[2]), pic.color.dtype)
-        luma = torch.tensor(LUMA_WEIGHTS).view(3, 1, 1)
-
-        def sink(row: int, rows: Tensor) -> None:
-            if pic.gray:
-                rows = (rows * luma).sum(0, keepdim=True)
-            if pic.bits == 32:
-                x = rows.add(1.0).mul_(0.5).clamp_(0.0, 1.0)
-            else:  # [-1, 1] -> 0..max in one pass of in-place ops
-                half = pic.max_value / 2
-                x = rows.mul(half).add_(half).round_().clamp_(0, pic.max_value)
-                x = x.to(torch.uint8 if pic.bits == 8 else torch.int32)
-            out[row : row + x.shape[1]] = x.permute(1, 2, 0).numpy()
-
+        sink = RowWriter(pic, s)
         self._run_tiles(lq, sink, on_progress)
-        return out
+        return sink.out
 
     def _run_tiles(self, lq: Tensor, sink, on_progress=None) -> int:
         opts, pipe = self.options, self.pipeline
@@ -233,11 +171,12 @@ class Upscaler:
         n_step = 0
         if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
             n_step = (opts.steps or pipe.default_steps) - 1
-        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
+        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed, rng=opts.noise_rng)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
 
-        def fn(window: Tensor, noise_window: Tensor | None) -> Tensor:
+        def fn(window: Tensor, noise_window) -> Tensor:
+            noise_window = torch.as_tensor(noise_window)
             prior, rest = noise_window[:, :c], noise_window[:, c:]
             step_noise = [rest[:, k * c : (k + 1) * c] for k in range(n_step)] or None
             sr = pipe(window, noise=prior, steps=opts.steps, step_noise=step_noise)

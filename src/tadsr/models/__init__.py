@@ -17,7 +17,7 @@ def registry() -> dict[str, dict]:
 
 def resolve_model(name_or_path: str | None) -> Path:
     """A bundled model name or a file path -> an existing file (clear error otherwise)."""
-    from tadsr.checkpoints.official import CheckpointError
+    from tadsr.checkpoints.header import CheckpointError
 
     name = name_or_path or DEFAULT_MODEL
     entries = registry()
