@@ -200,11 +200,13 @@ def run_case(args: list[str], timeout: float = 600) -> tuple[int, str]:
 
 
 def ctrl_c() -> tuple[int, str]:
-    # `info` on a bundled file takes seconds (torch import, model build); `models` can be
-    # over in 1.5 s, and a signal during interpreter shutdown is not what this case tests
-    bundled = Path(__file__).resolve().parents[1] / "src/tadsr/models/tadsr-small.safetensors"
-    p = subprocess.Popen([*TADSR, "info", str(bundled)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # `upscale` imports torch and loads the model (seconds); `info` and `models` import no
+    # torch and can be over before the signal, and a signal during interpreter shutdown is
+    # not what this case tests
+    tmp = Path(tempfile.mkdtemp())
+    Image.new("RGB", (256, 256), (90, 140, 200)).save(tmp / "in.png")
+    p = subprocess.Popen([*TADSR, "upscale", str(tmp / "in.png"), "-o", str(tmp / "out"), "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     time.sleep(0.8)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)

@@ -32,7 +32,8 @@ def test_models_lists_bundled_models(capsys):
 def test_bench_runs_student_and_teacher(tmp_path, capsys):
     _bundled()
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--size", "16x16", "--repeats", "1", "--threads", "1", "--json", str(out)])
+    rc = main(["bench", "--size", "16x16", "--repeats", "1", "--threads", "1", "--json", str(out),
+               "--parts", "teacher"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     r = json.loads(out.read_text())
     assert r["student"]["evaluations"] == 1 and r["teacher"]["evaluations"] == 15
@@ -40,6 +41,30 @@ def test_bench_runs_student_and_teacher(tmp_path, capsys):
         assert r[role]["latency_s"] > 0 and r[role]["peak_mb"] > 0
         assert r[role]["out_megapixels"] == pytest.approx(64 * 64 / 1e6)
     assert "faster than the teacher" in capsys.readouterr().out
+
+
+def test_bench_path_by_stage_and_start_up(tmp_path, capsys):
+    """Each CPU backend / dtype: whole file-to-file path split into stages; start-up times."""
+    _bundled()
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--parts", "path,startup", "--size", "40x24", "--repeats", "1",
+               "--threads", "1", "--json", str(out)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    labels = [row["label"] for row in r["path"]]
+    assert labels[0] == "torch fp32" and labels[1].startswith("torch bf16")
+    for row in r["path"]:
+        st = row["stages_s_per_out_mp"]
+        assert set(st) == {"decode", "noise", "network", "tiling", "encode"}
+        assert row["out_megapixels"] == pytest.approx(160 * 96 / 1e6)
+        assert st["network"] > 0 and st["decode"] > 0 and st["encode"] > 0
+        # the stages are parts of the whole (tiling is what is left of the upscale call)
+        assert sum(st.values()) <= row["s_per_out_mp"] * 1.01
+    cases = {c["case"]: c["seconds"] for c in r["startup"]}
+    assert "tadsr --help" in cases and "upscale 8x8, torch fp32" in cases
+    assert all(v > 0 for v in cases.values())
+    text = capsys.readouterr().out
+    assert "decode" in text and "start-up" in text
 
 
 def test_bench_reports_a_bad_model(tmp_path, capsys):

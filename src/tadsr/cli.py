@@ -7,10 +7,31 @@ import importlib
 import os
 import sys
 
-# Idle OpenMP threads must sleep, not spin: oneDNN starts its own OpenMP team even with one
-# torch thread, and on a busy machine spinning teams made CPU training up to 20x slower.
+# Idle OpenMP threads must sleep, not spin, while training: oneDNN starts its own OpenMP team
+# even with one torch thread, and on a busy machine spinning teams made CPU training up to
+# 20x slower. Inference commands let threads spin briefly (OpenMP's default) only when the
+# machine is idle: a forward pass is hundreds of short parallel regions, and waking sleeping
+# threads for each costs wall time on an idle machine (benchmarks/README.md), but with one
+# other busy process the spinning made `tadsr upscale` of a 256-px photo 0.6 s slower
+# (2.65 s -> 3.3 s) and the model card's timing up to 8x slower under bursts of load.
 # Set before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_SPIN_COMMANDS = ("upscale", "export", "bench")
+_IDLE_LOAD = 0.5  # 1-minute load average below which the machine counts as idle
+
+
+def _command_word(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _machine_idle() -> bool:
+    try:
+        return os.getloadavg()[0] < _IDLE_LOAD
+    except OSError:  # not available on this platform
+        return False
+
+
+if _command_word(sys.argv[1:]) not in _SPIN_COMMANDS or not _machine_idle():
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
 # `func` on the parser; `func(args) -> int` is the exit status.

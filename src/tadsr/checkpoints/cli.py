@@ -1,51 +1,72 @@
-"""`tadsr info PATH` and `tadsr export-official UNET.pth -o OUT.safetensors`."""
+"""`tadsr info PATH` and `tadsr export-official UNET.pth -o OUT.safetensors`.
+
+Importing this module (as `tadsr --help` does) imports no torch; `tadsr info` on a bundled
+model reads only the file's header (the bundled files' tensors are checked against their
+architecture by the test suite), other files are also checked against the network their
+metadata describes, which needs torch."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from tadsr.checkpoints.official import (
-    CheckpointError,
-    _sniff,
-    build_module,
-    load_official,
-)
+from tadsr.checkpoints.header import CheckpointError, tensor_shapes
+from tadsr.checkpoints.header import sniff as _sniff
 
 __all__ = ["register", "describe_file", "export_official", "cmd_info", "cmd_export_official"]
 
 
 def _layout(kind: str, config: Any) -> str:
-    """Human name of an architecture, e.g. 'VQ autoencoder f4'."""
+    """Human name of an architecture, e.g. 'VQ autoencoder f4' (config: object or dict)."""
+    d = config if isinstance(config, dict) else config.to_dict()
     if kind == "vq":
-        return f"VQ autoencoder f{config.factor}"
-    d = config.to_dict()
+        return f"VQ autoencoder f{2 ** (len(d['ch_mult']) - 1)}"
     face = d.get("lq_size") not in (None, d.get("image_size"))
     return f"ResShift/SinSR/TAD-SR Swin-UNet ({'face' if face else 'SR'} layout)"
 
 
-def _count(kind: str, config: Any) -> int:
-    """Exact parameter count of the architecture (built on the meta device, no memory)."""
-    return sum(p.numel() for p in _meta_module(kind, config).parameters())
-
-
 def _meta_module(kind: str, config: Any):
+    """The architecture built on the meta device (shapes, no memory)."""
+    import torch
+
+    from tadsr.checkpoints.official import build_module
+
     with torch.device("meta"):
         return build_module(kind, config)  # type: ignore[arg-type]
 
 
-def _check_tensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+def _expected_shapes(meta: dict[str, Any], codec_embedded: bool) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the networks that our file's metadata describes (torch)."""
+    from tadsr.nets.autoencoder import VQConfig
+    from tadsr.nets.unet import UNetConfig
+
+    expected: dict[str, tuple[int, ...]] = {}
+    if "unet" in meta:
+        net = _meta_module("unet", UNetConfig.from_dict(meta["unet"]))
+        expected.update({f"unet.{k}": tuple(v.shape) for k, v in net.named_parameters()})
+    codec = meta.get("codec") or {}
+    if codec.get("kind") == "vq" and codec_embedded:
+        vq = _meta_module("vq", VQConfig.from_dict(codec["config"]))
+        expected.update({f"codec.{k}": tuple(v.shape) for k, v in vq.named_parameters()})
+    return expected
+
+
+def _is_bundled(path: Path) -> bool:
+    from tadsr.models import HERE, registry
+
+    files = {(HERE / e["file"]).resolve() for e in registry().values()}
+    return path.resolve() in files
+
+
+def _check_tensors(
+    path: Path, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> None:
     """The file's tensor names and shapes (header only) against the architecture its metadata
     describes; CheckpointError saying what does not fit."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     foreign = sorted(set(found) - set(expected))
     missing = sorted(set(expected) - set(found))
     shapes = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
@@ -85,41 +106,35 @@ def _millions(n: int) -> str:
 
 
 def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    from tadsr.checkpoints.io import tensor_dtypes
-    from tadsr.nets.autoencoder import VQConfig
-    from tadsr.nets.unet import UNetConfig
+    from tadsr.checkpoints.header import tensor_dtypes
 
     dtypes = tensor_dtypes(path)
+    shapes = tensor_shapes(path)
     kinds: list[str] = []
-    params = 0
     config: dict[str, Any] = {}
-    expected: dict[str, tuple[int, ...]] = {}
     if "unet" in meta:
-        ucfg = UNetConfig.from_dict(meta["unet"])
-        kinds.append(_layout("unet", ucfg))
+        kinds.append(_layout("unet", meta["unet"]))
         config["unet"] = meta["unet"]
-        net = _meta_module("unet", ucfg)
-        expected.update({f"unet.{k}": tuple(v.shape) for k, v in net.named_parameters()})
-        if any(k.startswith("unet.") for k in dtypes):
-            params += _count("unet", ucfg)
     codec = meta.get("codec")
+    embedded = any(k.startswith("codec.") for k in dtypes)
     if codec is not None:
         config["codec"] = codec
         if codec.get("kind") == "vq":
-            vcfg = VQConfig.from_dict(codec["config"])
-            embedded = any(k.startswith("codec.") for k in dtypes)
-            kinds.append(f"{_layout('vq', vcfg)} ({'embedded' if embedded else 'not embedded'})")
-            if embedded:
-                params += _count("vq", vcfg)
-                vq = _meta_module("vq", vcfg)
-                expected.update({f"codec.{k}": tuple(v.shape) for k, v in vq.named_parameters()})
+            vq = _layout("vq", codec["config"])
+            kinds.append(f"{vq} ({'embedded' if embedded else 'not embedded'})")
         else:
             kinds.append(f"{codec.get('kind')} codec (f{codec.get('factor')}, no weights)")
     for key in ("schedule", "scale", "steps", "provenance"):
         if key in meta:
             config[key] = meta[key]
-    if expected:
-        _check_tensors(path, expected)
+    if not _is_bundled(path):
+        expected = _expected_shapes(meta, embedded)
+        if expected:
+            _check_tensors(path, shapes, expected)
+    # with the tensors matching the architecture, its parameter count is theirs
+    params = sum(
+        math.prod(shape) for k, shape in shapes.items() if k.startswith(("unet.", "codec."))
+    )
     return {
         "file": str(path),
         "format": f"tadsr safetensors (format {meta['format_version']})",
@@ -133,7 +148,7 @@ def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 def describe_file(path: str | Path) -> dict[str, Any]:
     """Everything `tadsr info` prints, as a dict. Raises CheckpointError for a bad file."""
-    from tadsr.checkpoints.io import read_metadata
+    from tadsr.checkpoints.header import read_metadata
 
     path = Path(path)
     if path.is_file():
@@ -147,6 +162,8 @@ def describe_file(path: str | Path) -> dict[str, Any]:
                     raise
             else:
                 return _describe_ours(path, meta)
+    from tadsr.checkpoints.official import load_official
+
     loaded = load_official(path, materialize=False)
     fmt = "official safetensors" if path.suffix == ".safetensors" else "official PyTorch checkpoint"
     return {
@@ -194,18 +211,24 @@ def export_official(
     steps: int | None = None,
     schedule: str | None = None,
     scale: int | None = None,
-    dtype: torch.dtype | None = torch.float16,
+    dtype: Any = "float16",
 ) -> tuple[Path, dict[str, Any], list[str]]:
     """Convert official .pth files to our safetensors: (path, summary, report lines).
 
     Without `autoencoder` the codec is recorded by config only (the official VQ preset that
-    the UNet's layout pairs with), so the file says what to load it with.
+    the UNet's layout pairs with), so the file says what to load it with. dtype: the UNet's
+    stored dtype, "float16" (default), a torch dtype, or None / "float32" to keep float32.
     """
+    import torch
+
     from tadsr.checkpoints.io import save_model
+    from tadsr.checkpoints.official import load_official
     from tadsr.diffusion.schedule import SCHEDULE_PRESETS
     from tadsr.nets.autoencoder import VQ_PRESETS
     from tadsr.nets.codec import VQCodec
 
+    if isinstance(dtype, str):
+        dtype = None if dtype == "float32" else getattr(torch, dtype)
     unet = load_official(unet_path, expect="unet")
     vq = load_official(autoencoder, expect="vq") if autoencoder else None
     face = "face" in _layout("unet", unet.config)
@@ -257,7 +280,7 @@ def cmd_export_official(args: argparse.Namespace) -> int:
             steps=args.steps,
             schedule=args.schedule,
             scale=args.scale,
-            dtype=None if args.dtype == "float32" else torch.float16,
+            dtype=args.dtype,
         )
     except CheckpointError as exc:
         print(f"tadsr export-official: error: {exc}", file=sys.stderr)

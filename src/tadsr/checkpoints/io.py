@@ -15,15 +15,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tadsr.checkpoints.errors import CheckpointError
+from tadsr.checkpoints.header import (  # torch-free; re-exported here
+    FORMAT_VERSION,
+    META_KEY,
+    CheckpointError,
+    read_metadata,
+    tensor_dtypes,
+)
 from tadsr.nets.codec import Codec, VQCodec, build_codec
 from tadsr.utils.files import atomic_write
 
-__all__ = ["FORMAT_VERSION", "KINDS", "save_model", "read_metadata", "load_model_file"]
+__all__ = ["FORMAT_VERSION", "KINDS", "save_model", "read_metadata", "load_model_file",
+           "tensor_dtypes", "META_KEY"]  # fmt: skip
 
-FORMAT_VERSION = 1
 KINDS = ("sr_student", "sr_teacher", "unet", "vq")
-META_KEY = "tadsr"
 
 
 def _config_dict(obj: Any) -> Any:
@@ -99,39 +104,6 @@ def save_model(
     with atomic_write(path) as tmp:  # the usual file mode: safetensors makes it private
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     return path
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The `tadsr` metadata dict of one of our weights files (CheckpointError if it has none)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    if raw is None:
-        raise CheckpointError(f"{path}: a safetensors file without tadsr metadata")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: tadsr metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        version = meta.get("format_version") if isinstance(meta, dict) else None
-        raise CheckpointError(f"{path}: unsupported tadsr format version {version!r}")
-    return meta
-
-
-def tensor_dtypes(path: str | Path) -> dict[str, str]:
-    """Stored dtype of every tensor of a safetensors file, read from its header only."""
-    path = Path(path)
-    with path.open("rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
 
 
 def _load_strict(module: nn.Module, sd: dict[str, Tensor], where: str) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from tadsr.checkpoints.errors import CheckpointError
+from tadsr.checkpoints.header import sniff as _sniff
 from tadsr.utils.files import one_line
 
 __all__ = [
@@ -41,27 +42,6 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 # ----------------------------------------------------------------------------------------------
 # Reading files.
-
-
-def _sniff(head: bytes) -> str:
-    """Name what a file's first bytes look like: zip / pickle / safetensors / png / text / ..."""
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
-    if head.startswith(b"\x80") and len(head) > 1 and head[1] in range(2, 6):
-        return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
-        return "safetensors"
-    if head.startswith(b"\x89PNG"):
-        return "a PNG image"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "a JPEG image"
-    if head.startswith(b"GIF8"):
-        return "a GIF image"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "unknown"
-    return "text" if all(c.isprintable() or c in "\r\n\t" for c in text) else "unknown"
 
 
 def _read_raw(path: Path) -> Any:

@@ -99,9 +99,17 @@ def measure(
     repeats: int = 3,
     threads: int = 0,
 ) -> dict:
+    result = _in_child(_child, model, (model, size, steps, device, dtype, repeats, threads))
+    if "error" not in result:
+        result["s_per_out_mp"] = result["latency_s"] / result["out_megapixels"]
+    return result
+
+
+def _in_child(target, model: str, args: tuple) -> dict:
+    """Run `target(queue, *args)` in a spawned process; its answer, or an error dict."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(q, model, size, steps, device, dtype, repeats, threads))
+    p = ctx.Process(target=target, args=(q, *args))
     p.start()
     result = None
     while result is None:  # poll, so that a child that dies without answering ends the wait
@@ -115,8 +123,6 @@ def measure(
                     code = p.exitcode
                     result = {"model": model, "error": f"the measuring process died (exit {code})"}
     p.join()
-    if "error" not in result:
-        result["s_per_out_mp"] = result["latency_s"] / result["out_megapixels"]
     return result
 
 
@@ -145,3 +151,135 @@ def bench(
     if "error" not in s and "error" not in t:
         out["speedup"] = t["latency_s"] / s["latency_s"]
     return out
+
+
+# ----------------------------------------------------------------------- the whole path
+STAGES = ("decode", "noise", "network", "tiling", "encode")
+
+
+def backends() -> list[tuple[str, str]]:
+    """(backend, dtype) pairs this machine can run on the CPU: torch fp32, torch bf16 (the
+    CPU has native bf16, AVX512-BF16 or AMX, read at run time; else emulated and listed as
+    such by the caller), onnxruntime fp32 when installed."""
+    import importlib.util
+
+    out = [("torch", "fp32"), ("torch", "bf16")]
+    if importlib.util.find_spec("onnxruntime") is not None:
+        out.append(("onnxruntime", "fp32"))
+    return out
+
+
+def _path_child(queue, model, image, backend, dtype, repeats, threads, tile) -> None:
+    """Time `read_image -> upscale_picture -> write_image` by stage, in this fresh process."""
+    try:
+        import tempfile
+
+        from tadsr.inference import tiling
+        from tadsr.inference.imageio import read_image, write_image
+
+        spent = dict.fromkeys(STAGES, 0.0)
+
+        def timed(stage, fn):
+            def wrapper(*a, **k):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    spent[stage] += time.perf_counter() - t0
+
+            return wrapper
+
+        tiling.BlockNoise.window = timed("noise", tiling.BlockNoise.window)
+        opts = {"tile": tile}
+        if backend == "onnxruntime":
+            from tadsr.inference.onnx_backend import OnnxUpscaler, cached_onnx
+
+            up = OnnxUpscaler(cached_onnx(model), threads=threads or None, **opts)
+            up.student.run = timed("network", up.student.run)
+        else:
+            import torch
+
+            from tadsr.inference.upscaler import Upscaler
+
+            if threads:
+                torch.set_num_threads(threads)
+            up = Upscaler.from_pretrained(model, device="cpu", dtype=dtype, **opts)
+            up.pipeline = _TimedPipeline(up.pipeline, timed("network", up.pipeline.__call__))
+        out_dir = Path(tempfile.mkdtemp(prefix="tadsr-bench-"))
+        whole: list[float] = []
+        per_run = []
+        for i in range(repeats + 1):  # the first run warms up
+            for k in spent:
+                spent[k] = 0.0
+            t0 = time.perf_counter()
+            t = time.perf_counter()
+            pic = read_image(image)
+            spent["decode"] += time.perf_counter() - t
+            t = time.perf_counter()
+            out = up.upscale_picture(pic)
+            inner = time.perf_counter() - t
+            t = time.perf_counter()
+            write_image(out_dir / "out.png", out)
+            spent["encode"] += time.perf_counter() - t
+            total = time.perf_counter() - t0
+            spent["tiling"] = inner - spent["network"] - spent["noise"]
+            if i:
+                whole.append(total)
+                per_run.append(dict(spent))
+        (out_dir / "out.png").unlink(missing_ok=True)
+        out_dir.rmdir()
+        best = min(range(repeats), key=lambda j: whole[j])
+        mp_out = out.height * out.width / 1e6
+        queue.put({
+            "backend": backend, "dtype": dtype, "image": str(image),
+            "out_megapixels": mp_out,
+            "whole_s": whole[best], "runs": whole,
+            "s_per_out_mp": whole[best] / mp_out,
+            "stages_s_per_out_mp": {k: v / mp_out for k, v in per_run[best].items()},
+        })  # fmt: skip
+    except Exception as exc:  # reported in words by the parent
+        queue.put({"model": model, "error": f"{type(exc).__name__}: {exc}"})
+
+
+class _TimedPipeline:
+    """A pipeline whose calls go through `call` (a timing wrapper); all else delegated."""
+
+    def __init__(self, pipe, call) -> None:
+        self._pipe, self._call = pipe, call
+
+    def __call__(self, *a, **k):
+        return self._call(*a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+
+def measure_path(
+    model: str, image: str | Path, backend: str, dtype: str = "fp32", *, repeats: int = 3,
+    threads: int = 0, tile: int | None = None,
+) -> dict:  # fmt: skip
+    """s/MP of the whole file-to-file path and of each stage (fastest of `repeats` runs
+    after a warm-up, in a fresh process): decode (read the PNG), noise (draw the noise
+    blocks), network (the model call on each tile: padding, bicubic, network, clamp),
+    tiling (the rest of upscale_picture: tensors in, blending, quantising), encode (PNG)."""
+    args = (model, str(image), backend, dtype, repeats, threads, tile)
+    return _in_child(_path_child, model, args)
+
+
+def measure_startup(argv: list[str], repeats: int = 3) -> float:
+    """Fastest wall time of a fresh `python -m tadsr.cli ARGV` (seconds); raises
+    RuntimeError with its last stderr line when it fails."""
+    import subprocess
+    import sys
+
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "tadsr.cli", *argv], capture_output=True,
+                           text=True)  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        if p.returncode != 0:
+            lines = p.stderr.strip().splitlines() or ["(no message)"]
+            raise RuntimeError(f"tadsr {' '.join(argv)}: exit {p.returncode}: {lines[-1]}")
+        best = min(best, elapsed)
+    return best

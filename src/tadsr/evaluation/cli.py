@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -29,11 +30,17 @@ def _size(text: str) -> tuple[int, int]:
 def _register_bench(subparsers) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="latency, speed-up and peak memory: one-step student vs multi-step teacher",
-        description="Runs the student (1 network evaluation) and the teacher (its full "
-        "schedule, 15 steps) on the same random low-resolution input, each in its own "
-        "process, and prints latency (median of --repeats after a warm-up), the ratio, "
-        "seconds per output megapixel and peak memory.",
+        help="speed: student vs teacher, the whole upscale path by stage, start-up times",
+        description="Three parts (--parts). teacher: the student (1 network evaluation) and "
+        "the teacher (its full schedule, 15 steps) on the same random low-resolution input, "
+        "each in its own process: latency (median of --repeats after a warm-up), the ratio, "
+        "seconds per output megapixel and peak memory. path: for each CPU backend and dtype "
+        "available (torch fp32, torch bf16, onnxruntime fp32 when installed), the student's "
+        "whole file-to-file path (PNG in, PNG out) on --image (default: a photo of --size) "
+        "in seconds per output megapixel, and per stage: decode, noise, network, tiling, "
+        "encode (fastest of --repeats after a warm-up, in a fresh process). startup: the "
+        "wall time of fresh `tadsr --help`, `tadsr models`, `tadsr info` and `tadsr upscale` "
+        "of an 8x8 image with each backend (fastest of --repeats).",
     )
     p.add_argument(
         "--size",
@@ -51,16 +58,55 @@ def _register_bench(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per model (default 3)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write JSON")
+    p.add_argument(
+        "--parts",
+        default="teacher,path,startup",
+        help="comma-separated parts to run: teacher, path, startup (default all)",
+    )
+    p.add_argument("--image", metavar="FILE", help="image of the path part (default: a photo "
+                   "of --size: scikit-image's astronaut, else a synthetic picture)")  # fmt: skip
+    p.add_argument("--tile", type=int, default=None, help="tile size of the path part "
+                   "(default: automatic, as tadsr upscale)")  # fmt: skip
     p.set_defaults(func=run_bench)
 
 
 def run_bench(args: argparse.Namespace) -> int:
     from tadsr.cli import UsageError
-    from tadsr.evaluation.bench import bench
     from tadsr.evaluation.runner import write_json_atomic
 
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - {"teacher", "path", "startup"})
+    if unknown or not parts:
+        raise UsageError(f"--parts: choose from teacher, path, startup (got {args.parts!r})")
+    if args.image and not Path(args.image).is_file():
+        raise UsageError(f"--image {args.image}: no such file")
+    result: dict = {}
+    failed = False
+    if "teacher" in parts:
+        failed |= _bench_teacher(args, result)
+    if "path" in parts or "startup" in parts:
+        import os
+        import tempfile
+
+        from tadsr.evaluation.bench import backends
+
+        print(f"CPU threads: {args.threads or 'default'}; machine load (1/5/15 min): "
+              f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="tadsr-bench-") as tmp:
+            if "path" in parts:
+                failed |= _bench_path(args, result, backends(), Path(tmp))
+            if "startup" in parts:
+                failed |= _bench_startup(args, result, backends(), Path(tmp))
+    if args.json_path:
+        write_json_atomic(args.json_path, result)
+    return 1 if failed else 0
+
+
+def _bench_teacher(args: argparse.Namespace, result: dict) -> bool:
+    from tadsr.evaluation.bench import bench
+
     r = bench(
         args.student,
         args.teacher,
@@ -71,6 +117,7 @@ def run_bench(args: argparse.Namespace) -> int:
         teacher_steps=args.teacher_steps,
         threads=args.threads,
     )
+    result.update(r)
     w, h = args.size
     print(f"input {w}x{h} -> output {4 * w}x{4 * h}, device {args.device}, {args.dtype}")
     print(f"{'model':<24} {'evals':>5} {'latency s':>10} {'s/out MP':>9} {'peak MB':>9}")
@@ -87,9 +134,90 @@ def run_bench(args: argparse.Namespace) -> int:
         )
     if "speedup" in r:
         print(f"student is {r['speedup']:.1f}x faster than the teacher")
-    if args.json_path:
-        write_json_atomic(args.json_path, r)
-    return 1 if failed else 0
+    return failed
+
+
+def _bench_image(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
+    if args.image:
+        return Path(args.image), args.image
+    import numpy as np
+    from PIL import Image
+
+    w, h = args.size
+    try:
+        from skimage import data
+
+        img, what = Image.fromarray(data.astronaut()), "scikit-image astronaut"
+    except ImportError:
+        yy, xx = np.mgrid[0:512, 0:512]
+        rng = np.random.default_rng(0)
+        arr = np.stack([xx / 2, yy / 2, (xx + yy) / 4], axis=2) + rng.normal(0, 8, (512, 512, 3))
+        img, what = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), "synthetic picture"
+    path = tmp / "bench.png"
+    img.resize((w, h), Image.BICUBIC).save(path)
+    return path, f"{what} at {w}x{h}"
+
+
+def _bench_path(args, result: dict, pairs, tmp: Path) -> bool:
+    from tadsr.evaluation.bench import STAGES, measure_path
+    from tadsr.utils.device import cpu_has_fast_bf16
+
+    image, what = _bench_image(args, tmp)
+    print(f"whole path, file to file, {args.student} on {what} (s per output MP):")
+    print(f"{'backend':<20} {'whole':>7} " + " ".join(f"{s:>8}" for s in STAGES))
+    rows, failed = [], False
+    for backend, dtype in pairs:
+        r = measure_path(args.student, image, backend, dtype, repeats=args.repeats,
+                         threads=args.threads, tile=args.tile)  # fmt: skip
+        label = f"{backend} {dtype}"
+        if dtype == "bf16" and not cpu_has_fast_bf16():
+            label += " (emulated)"
+        r["label"] = label
+        rows.append(r)
+        if "error" in r:
+            print(f"tadsr bench: path {label}: {r['error']}", file=sys.stderr)
+            failed = True
+            continue
+        st = r["stages_s_per_out_mp"]
+        cells = " ".join(f"{st[s]:>8.3f}" for s in STAGES)
+        print(f"{label:<20} {r['s_per_out_mp']:>7.3f} {cells}")
+    result["path"] = rows
+    return failed
+
+
+def _bench_startup(args, result: dict, pairs, tmp: Path) -> bool:
+    from PIL import Image
+
+    from tadsr.checkpoints.header import CheckpointError
+    from tadsr.evaluation.bench import measure_startup
+    from tadsr.models import resolve_model
+
+    tiny = tmp / "tiny.png"
+    Image.new("RGB", (8, 8), (120, 80, 40)).save(tiny)
+    cases = [("tadsr --help", ["--help"]), ("tadsr models", ["models"])]
+    try:
+        cases.append((f"tadsr info {args.student}", ["info", str(resolve_model(args.student))]))
+    except CheckpointError as exc:
+        print(f"tadsr bench: start-up: {exc}", file=sys.stderr)
+        return True
+    for backend, dtype in pairs:
+        argv = ["upscale", str(tiny), "-o", str(tmp / "out"), "-q", "--overwrite",
+                "--model", args.student, "--backend", backend, "--dtype", dtype]  # fmt: skip
+        cases.append((f"upscale 8x8, {backend} {dtype}", argv))
+    print("start-up, fresh process, wall seconds (fastest of --repeats):")
+    rows, failed = [], False
+    for label, argv in cases:
+        try:
+            secs = measure_startup(argv, args.repeats)
+        except RuntimeError as exc:
+            print(f"tadsr bench: start-up {label}: {exc}", file=sys.stderr)
+            rows.append({"case": label, "error": str(exc)})
+            failed = True
+            continue
+        rows.append({"case": label, "seconds": secs})
+        print(f"  {label:<32} {secs:6.2f}")
+    result["startup"] = rows
+    return failed
 
 
 # ---------------------------------------------------------------------------- tadsr eval

@@ -100,6 +100,14 @@ def register(subparsers) -> None:
         help="compute precision (default fp32)",
     )
     p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default), or onnxruntime (pip install 'tadsr[onnx]'; the one-step "
+        "student on the CPU, starts without importing torch; --model may be an .onnx file "
+        "from `tadsr export`, other models are exported once into a cache)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace existing outputs (never an input); default: skip them",
@@ -108,6 +116,51 @@ def register(subparsers) -> None:
         "-q", "--quiet", action="store_true", help="no progress bars and no summary line"
     )
     p.set_defaults(func=run)
+    _register_export(subparsers)
+
+
+def _register_export(subparsers) -> None:
+    e = subparsers.add_parser(
+        "export",
+        help="export the one-step student as one ONNX graph (LR image + noise -> SR image)",
+        description="Export a one-step student with the pixel-unshuffle codec as one ONNX "
+        "graph. Inputs: lr float32 (1, 3, H, W) RGB in [0, 1]; noise float32 (1, 48, H, W) "
+        "standard normal (choose the seed; tile with one noise field, as `tadsr upscale` "
+        "does). Output: sr float32 (1, 3, 4H, 4W) RGB in [0, 1]. H and W are dynamic. "
+        "Needs pip install 'tadsr[onnx]'.",
+    )
+    e.add_argument("model", metavar="MODEL", help="bundled model name or .safetensors file")
+    e.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
+    e.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
+    e.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`tadsr export`: exit 0 written, 1 the model cannot be exported or the file written."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        print("tadsr export: error: needs the onnx package (pip install 'tadsr[onnx]')",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    from tadsr.inference.onnx_export import export_onnx
+
+    try:
+        out, meta = export_onnx(args.model, args.output)
+    except Exception as exc:  # CheckpointError, ValueError (a teacher), OSError: one line
+        msg = one_line(exc)
+        msg = msg if args.model in msg else f"{args.model}: {msg}"
+        print(f"tadsr export: error: {msg}", file=sys.stderr)
+        return 1
+    from tadsr.inference.onnx_export import OPSET, max_difference
+
+    print(f"wrote {out} (ONNX opset {OPSET}, x{meta['tadsr.scale']}, inputs lr + noise, "
+          f"output sr; dynamic height and width)")  # fmt: skip
+    if importlib.util.find_spec("onnxruntime") is not None:
+        diff = max_difference(args.model, out)
+        print(f"onnxruntime against torch, LR 64x96, 75x112 and 20x10: max |difference| "
+              f"{diff:.2e} (pixels in [0, 1])")  # fmt: skip
+    return 0
 
 
 # --------------------------------------------------------------------------- planning
@@ -213,17 +266,21 @@ def load_pipeline(model: str | None, autoencoder: str | None, device, dtype):
 def run(args: argparse.Namespace) -> int:
     """The `tadsr upscale` command; returns the exit status."""
     from tadsr.cli import UsageError
-    from tadsr.utils.device import DeviceError, dist_rank_world, pick_device, pick_dtype
 
     try:
         _options(args).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        device, dtype = pick_device(args.device), pick_dtype(args.dtype)
-        rank, world = dist_rank_world()
-    except DeviceError as exc:
-        raise UsageError(str(exc)) from None
+    if args.backend == "onnxruntime":
+        device, dtype, (rank, world) = "cpu", "fp32", _check_onnx_backend(args)
+    else:
+        from tadsr.utils.device import DeviceError, dist_rank_world, pick_device, pick_dtype
+
+        try:
+            device, dtype = pick_device(args.device), pick_dtype(args.dtype)
+            rank, world = dist_rank_world()
+        except DeviceError as exc:
+            raise UsageError(str(exc)) from None
 
     files, errors = collect_inputs(args.inputs)
     for line in errors if rank == 0 else []:  # bad arguments: said once, by the first process
@@ -255,6 +312,30 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
+    """Usage errors of --backend onnxruntime; returns (rank, world) from the environment."""
+    from tadsr.cli import UsageError
+    from tadsr.inference.onnx_backend import onnxruntime_available
+
+    if not onnxruntime_available():
+        raise UsageError("--backend onnxruntime needs onnxruntime (pip install 'tadsr[onnx]')")
+    if args.device not in ("auto", "cpu") or args.dtype != "fp32":
+        raise UsageError("--backend onnxruntime runs on the CPU in fp32 (--device, --dtype)")
+    for flag, bad in (("--outscale", args.outscale is not None),
+                      ("--color-fix", args.color_fix != "none"),
+                      ("--steps", args.steps not in (None, 1)),
+                      ("--autoencoder", args.autoencoder is not None)):  # fmt: skip
+        if bad:
+            raise UsageError(f"{flag} needs --backend torch (onnxruntime runs the student only)")
+    from tadsr.utils.env import DeviceError, dist_rank_world
+
+    try:
+        rank, world = dist_rank_world()
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+    return rank, world
+
+
 def _prepare_outdir(outdir: Path) -> bool:
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +352,16 @@ def _prepare_outdir(outdir: Path) -> bool:
 
 def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.cli import UsageError
+
+    if args.backend == "onnxruntime":
+        from tadsr.inference.onnx_backend import OnnxUpscaler, cached_onnx
+
+        try:
+            return OnnxUpscaler(cached_onnx(args.model), **vars(_options(args)))
+        except Exception as exc:  # a bad file, a teacher, a failed export: one line
+            name = args.model or "the bundled student"
+            print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
+            return None
     from tadsr.inference.upscaler import Upscaler
 
     try:

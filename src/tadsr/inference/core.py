@@ -1,5 +1,6 @@
-"""The parts of upscaling that need no torch (so `tadsr upscale --help` and the option
-checks start fast).
+"""The parts of upscaling that need no torch, shared by the torch and onnxruntime backends
+(so `tadsr upscale --help`, the option checks and `--backend onnxruntime` start fast): the
+options, and turning blended output rows into the output picture's pixels (`RowWriter`).
 
 `UpscaleOptions` is the one source of the upscale options' defaults, choices and help:
 `Upscaler(**options)` and `tadsr upscale` share it; `add_arguments` generates the command's
@@ -14,9 +15,11 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+import numpy as np
 
-__all__ = ["COLOR_FIXES", "LUMA_WEIGHTS", "UpscaleOptions", "steps_error"]
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, Picture
+
+__all__ = ["COLOR_FIXES", "LUMA_WEIGHTS", "RowWriter", "UpscaleOptions", "steps_error"]
 
 COLOR_FIXES = ("none", "wavelet", "adain")
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
@@ -60,6 +63,9 @@ class UpscaleOptions:
         metavar="N",
     )
     progress: bool = _option(False, "progress bar over the tiles", flag=None)
+    # the generator of the noise blocks (`BlockNoise`), "torch" or "numpy": the onnxruntime
+    # backend always draws with numpy, so "numpy" gives both backends one sample
+    noise_rng: str = _option("torch", "noise generator", flag=None)
 
     def validate(self, kind: str | None = None, max_steps: int | None = None) -> None:
         """Raise ValueError naming the first bad option; with the model's `kind` and
@@ -82,6 +88,8 @@ class UpscaleOptions:
             raise ValueError(
                 f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
             )
+        if self.noise_rng not in ("torch", "numpy"):
+            raise ValueError(f"noise rng must be 'torch' or 'numpy', got {self.noise_rng!r}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
         why = steps_error(self.steps, kind, max_steps)
@@ -107,6 +115,32 @@ class UpscaleOptions:
         """The options of parsed arguments (`extra`: the API-only ones)."""
         names = [f.name for f in fields(cls) if f.metadata.get("flag", True) is not None]
         return cls(**{n: getattr(args, n) for n in names}, **extra)
+
+
+class RowWriter:
+    """A `run_tiled` sink: rows in [-1, 1] (3, n, W) float32 -> the output array of `pic`'s
+    depth, gray turned back into one channel with the BT.601 luma weights."""
+
+    def __init__(self, pic: Picture, scale: int) -> None:
+        self.pic = pic
+        self.out = np.empty(
+            (pic.height * scale, pic.width * scale, pic.color.shape[2]), pic.color.dtype
+        )
+        self._luma = np.asarray(LUMA_WEIGHTS, np.float32).reshape(3, 1, 1)
+
+    def __call__(self, row: int, rows: np.ndarray) -> None:
+        pic = self.pic
+        if pic.gray:
+            rows = (rows * self._luma).sum(0, keepdims=True)
+        if pic.bits == 32:
+            x = np.clip((rows + 1.0) * 0.5, 0.0, 1.0)
+        else:  # [-1, 1] -> 0..max
+            half = np.float32(pic.max_value / 2)
+            x = rows * half
+            x += half
+            np.rint(x, out=x)
+            np.clip(x, 0, pic.max_value, out=x)
+        self.out[row : row + x.shape[1]] = x.transpose(1, 2, 0)
 
 
 def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> str | None:

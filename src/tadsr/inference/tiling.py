@@ -12,6 +12,9 @@ the overlap with the next one (flat 1 at the image border), so the weights of tw
 neighbours add up to one and no seam is left. Tiles are processed one row at a time and the
 rows of output that no later tile touches are handed to `sink` at once (in slices of
 SINK_ROWS), so memory holds one band of float32 output, never the whole canvas.
+
+The blending works on numpy arrays and imports no torch, so that the onnxruntime backend
+tiles exactly like the torch one: a tile function may return a torch tensor or an array.
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 __all__ = [
     "BlockNoise",
@@ -36,8 +38,8 @@ __all__ = [
 ]
 
 SINK_ROWS = 128  # finished output rows handed to the sink at a time
-TileFn = Callable[[Tensor, Tensor | None], Tensor]
-Sink = Callable[[int, Tensor], None]
+TileFn = Callable[[Any, Any], Any]  # (lq window, noise window) -> sr window
+Sink = Callable[[int, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -73,18 +75,17 @@ def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(s, s + size) for s in starts]
 
 
-def blend_ramp(size: int, rise: int, fall: int) -> Tensor:
-    """1-D weights over `size`: sin^2 rise over the first `rise`, cos^2 fall over the last `fall`.
-
-    Values are strictly positive, so every output pixel has a non-zero weight sum.
+def blend_ramp(size: int, rise: int, fall: int) -> np.ndarray:
+    """1-D float32 weights over `size`: sin^2 rise over the first `rise`, cos^2 fall over the
+    last `fall`. Values are strictly positive, so every output pixel has a non-zero weight sum.
     """
-    w = torch.ones(size, dtype=torch.float32)
+    w = np.ones(size, dtype=np.float32)
     if rise > 0:
-        i = torch.arange(rise, dtype=torch.float32)
-        w[:rise] = torch.sin(0.5 * math.pi * (i + 0.5) / rise) ** 2
+        i = np.arange(rise, dtype=np.float32)
+        w[:rise] = np.sin(np.float32(0.5 * math.pi) * (i + 0.5) / rise) ** 2
     if fall > 0:
-        i = torch.arange(fall, dtype=torch.float32)
-        w[size - fall :] *= torch.cos(0.5 * math.pi * (i + 0.5) / fall) ** 2
+        i = np.arange(fall, dtype=np.float32)
+        w[size - fall :] *= np.cos(np.float32(0.5 * math.pi) * (i + 0.5) / fall) ** 2
     return w
 
 
@@ -99,7 +100,7 @@ def _window(a: int, b: int, halo: int, length: int) -> tuple[int, int]:
     return start, start + size
 
 
-def _axis_ramps(spans: list[tuple[int, int]], scale: int) -> list[Tensor]:
+def _axis_ramps(spans: list[tuple[int, int]], scale: int) -> list[np.ndarray]:
     ramps = []
     for k, (a, b) in enumerate(spans):
         rise = (spans[k - 1][1] - a) * scale if k > 0 else 0
@@ -108,14 +109,15 @@ def _axis_ramps(spans: list[tuple[int, int]], scale: int) -> list[Tensor]:
     return ramps
 
 
-def auto_tile_size(device: torch.device | str, height: int, width: int) -> int:
+def auto_tile_size(device: Any, height: int, width: int) -> int:
     """A tile size (LR pixels) that bounds memory: 256 on CPU / MPS, from free memory on CUDA.
 
     Returns 0 (no tiling) when the whole image fits in one tile.
     """
-    device = torch.device(device)
     tile = 256
-    if device.type == "cuda":
+    if str(device).startswith("cuda"):
+        import torch
+
         try:
             free, _ = torch.cuda.mem_get_info(device)
             # ~4 GiB of free memory for a 256-pixel tile; memory grows with the tile area.
@@ -141,40 +143,69 @@ class BlockNoise:
     Block (i, j) is drawn from its own generator seeded by (seed, i, j), so any window is the
     same whichever tiles ask for it, and the whole tensor (48 x 2048 x 2048 floats = 805 MB for
     a 2048-pixel image with the pixel-unshuffle codec) never has to exist at once.
+
+    rng "torch" (the torch backend) draws with torch.Generator and gives torch tensors; "numpy"
+    (the onnxruntime backend, no torch) draws with numpy's PCG64 and gives float32 arrays. The
+    two are different draws of the same distribution, so one seed gives each backend its own
+    (equally valid) sample.
     """
 
-    def __init__(self, shape: tuple[int, int, int, int], seed: int, block: int = 64) -> None:
+    def __init__(
+        self, shape: tuple[int, int, int, int], seed: int, block: int = 64, rng: str = "torch"
+    ) -> None:
         if shape[0] != 1:
             raise ValueError(f"BlockNoise makes one image's noise, got batch {shape[0]}")
+        if rng not in ("torch", "numpy"):
+            raise ValueError(f"BlockNoise rng must be 'torch' or 'numpy', got {rng!r}")
         self.shape = tuple(int(v) for v in shape)
         self.seed = int(seed)
         self.block = int(block)
+        self.rng = rng
 
-    def _block(self, i: int, j: int) -> Tensor:
+    def _block(self, i: int, j: int) -> np.ndarray:
         b, (c, h, w) = self.block, self.shape[1:]
-        gen = torch.Generator().manual_seed(stream_seed(self.seed, 0, i, j))
         bh, bw = min(b, h - i * b), min(b, w - j * b)
-        return torch.randn(c, bh, bw, generator=gen)
+        seed = stream_seed(self.seed, 0, i, j)
+        if self.rng == "numpy":
+            return np.random.default_rng(seed).standard_normal((c, bh, bw), dtype=np.float32)
+        import torch
 
-    def window(self, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        return torch.randn(c, bh, bw, generator=torch.Generator().manual_seed(seed)).numpy()
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> Any:
         """Noise of latent rows [y0, y1) and columns [x0, x1) as (1, C, y1 - y0, x1 - x0)."""
         b = self.block
-        rows = []
+        out = np.empty((1, self.shape[1], y1 - y0, x1 - x0), np.float32)
         for i in range(y0 // b, (y1 - 1) // b + 1):
-            cols = [self._block(i, j) for j in range(x0 // b, (x1 - 1) // b + 1)]
-            band = torch.cat(cols, dim=2)[:, :, x0 - (x0 // b) * b :][:, :, : x1 - x0]
-            rows.append(band)
-        out = torch.cat(rows, dim=1)[:, y0 - (y0 // b) * b :][:, : y1 - y0]
-        return out[None].contiguous()
+            for j in range(x0 // b, (x1 - 1) // b + 1):
+                blk = self._block(i, j)
+                # block (i, j) covers rows [i b, i b + bh) and columns [j b, j b + bw)
+                ya, yb = max(y0, i * b), min(y1, i * b + blk.shape[1])
+                xa, xb = max(x0, j * b), min(x1, j * b + blk.shape[2])
+                out[0, :, ya - y0 : yb - y0, xa - x0 : xb - x0] = blk[
+                    :, ya - i * b : yb - i * b, xa - j * b : xb - j * b
+                ]
+        if self.rng == "numpy":
+            return out
+        import torch
 
-    def full(self) -> Tensor:
+        return torch.from_numpy(out)
+
+    def full(self) -> Any:
         return self.window(0, self.shape[2], 0, self.shape[3])
 
 
-NoiseSource = Tensor | BlockNoise
+NoiseSource = Any  # a (1, C, H, W) tensor / array, or a BlockNoise
 
 
-def _slice_noise(noise: NoiseSource | None, spec: TileSpec, h: int, w: int) -> Tensor | None:
+def _as_array(x: Any) -> np.ndarray:
+    """A tile's output as a float32 array (a torch tensor is moved to the CPU first)."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def _slice_noise(noise: NoiseSource | None, spec: TileSpec, h: int, w: int) -> Any:
     """The noise under a tile's window (latent coordinates = LR coordinates * latent/LR)."""
     if noise is None:
         return None
@@ -192,7 +223,7 @@ def _slice_noise(noise: NoiseSource | None, spec: TileSpec, h: int, w: int) -> T
 
 def run_tiled(
     fn: TileFn,
-    lq: Tensor,
+    lq: Any,
     *,
     scale: int,
     sink: Sink,
@@ -204,9 +235,10 @@ def run_tiled(
 ) -> int:
     """Run `fn(lq_window, noise_window) -> sr_window` over tiles of `lq` (1, C, H, W).
 
-    `sr_window` is (1, C', scale*h, scale*w) float; finished rows of the blended output are
-    passed to `sink(row0, rows)` in order, rows (C', n, scale*W) float32. tile 0 = one tile.
-    Returns the number of tiles.
+    `lq` and the noise may be torch tensors or numpy arrays (windows are slices of them);
+    `sr_window` is (1, C', scale*h, scale*w), a tensor or an array; finished rows of the
+    blended output are passed to `sink(row0, rows)` in order, rows a float32 array
+    (C', n, scale*W). tile 0 = one tile. Returns the number of tiles.
     """
     if lq.ndim != 4 or lq.shape[0] != 1:
         raise ValueError(f"expected a (1, C, H, W) image, got {tuple(lq.shape)}")
@@ -217,36 +249,36 @@ def run_tiled(
         overlap = min(overlap, tile - 1)
         ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
     if len(ys) == 1 and len(xs) == 1:  # one tile: nothing to blend
-        sr = fn(lq, _slice_noise(noise, TileSpec(0, h, 0, w, 0, h, 0, w), h, w))[0]
+        sr = _as_array(fn(lq, _slice_noise(noise, TileSpec(0, h, 0, w, 0, h, 0, w), h, w))[0])
         for k in range(0, sr.shape[1], SINK_ROWS):
-            sink(k, sr[:, k : k + SINK_ROWS].float())
+            sink(k, sr[:, k : k + SINK_ROWS])
         if on_tile is not None:
             on_tile()
         return 1
     ramps_y, ramps_x = _axis_ramps(ys, scale), _axis_ramps(xs, scale)
     out_w = w * scale
-    acc: Tensor | None = None  # float32 (C', rows, out_w), rows from acc_start
-    wsum: Tensor | None = None
+    acc: np.ndarray | None = None  # float32 (C', rows, out_w), rows from acc_start
+    wsum: np.ndarray | None = None
     acc_start = 0
     for r, (y0, y1) in enumerate(ys):
         band_end = y1 * scale
         if acc is not None and band_end > acc_start + acc.shape[1]:
             grow = band_end - acc_start - acc.shape[1]
-            acc = torch.cat([acc, acc.new_zeros(acc.shape[0], grow, out_w)], dim=1)
-            wsum = torch.cat([wsum, wsum.new_zeros(grow, out_w)], dim=0)
+            acc = np.concatenate([acc, np.zeros((acc.shape[0], grow, out_w), np.float32)], 1)
+            wsum = np.concatenate([wsum, np.zeros((grow, out_w), np.float32)], 0)
         for c, (x0, x1) in enumerate(xs):
             spec = TileSpec(y0, y1, x0, x1, *_window(y0, y1, halo, h), *_window(x0, x1, halo, w))
             window = lq[..., spec.wy0 : spec.wy1, spec.wx0 : spec.wx1]
             sr = fn(window, _slice_noise(noise, spec, h, w))
             oy, ox = (y0 - spec.wy0) * scale, (x0 - spec.wx0) * scale
-            sr = sr[0, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale].float()
+            sr = _as_array(sr[0, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale])
             if acc is None:
-                acc = torch.zeros(sr.shape[0], band_end, out_w)
-                wsum = torch.zeros(band_end, out_w)
+                acc = np.zeros((sr.shape[0], band_end, out_w), np.float32)
+                wsum = np.zeros((band_end, out_w), np.float32)
             wt = ramps_y[r][:, None] * ramps_x[c][None, :]
             ry = slice(y0 * scale - acc_start, y1 * scale - acc_start)
             rx = slice(x0 * scale, x1 * scale)
-            acc[:, ry, rx].addcmul_(sr, wt)
+            acc[:, ry, rx] += sr * wt
             wsum[ry, rx] += wt
             if on_tile is not None:
                 on_tile()
@@ -257,17 +289,23 @@ def run_tiled(
             m = min(SINK_ROWS, n - k)
             sink(acc_start + k, acc[:, k : k + m] / wsum[k : k + m])
         if n > 0:
-            acc, wsum = acc[:, n:].clone(), wsum[n:].clone()
+            acc, wsum = acc[:, n:].copy(), wsum[n:].copy()
             acc_start = done
     return len(ys) * len(xs)
 
 
-def upscale_tiled(fn: TileFn, lq: Tensor, *, scale: int, **kwargs) -> Tensor:
-    """run_tiled collected into one (1, C', scale*H, scale*W) float32 tensor."""
-    parts: list[Tensor] = []
+def upscale_tiled(fn: TileFn, lq: Any, *, scale: int, **kwargs) -> Any:
+    """run_tiled collected into one (1, C', scale*H, scale*W) float32 tensor (an array when
+    `lq` is an array)."""
+    parts: list[np.ndarray] = []
 
-    def sink(_row: int, rows: Tensor) -> None:
-        parts.append(rows)
+    def sink(_row: int, rows: np.ndarray) -> None:
+        parts.append(rows.copy())
 
     run_tiled(fn, lq, scale=scale, sink=sink, **kwargs)
-    return torch.cat(parts, dim=1)[None]
+    out = np.concatenate(parts, axis=1)[None]
+    if isinstance(lq, np.ndarray):
+        return out
+    import torch
+
+    return torch.from_numpy(out)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tadsr.inference.colorfix import apply_color_fix
-from tadsr.inference.core import LUMA_WEIGHTS, UpscaleOptions
+from tadsr.inference.core import LUMA_WEIGHTS, RowWriter, UpscaleOptions
 from tadsr.inference.imageio import (
     Picture,
     picture_from_array,
@@ -140,9 +140,9 @@ class Upscaler:
 
     def upscale_tensor(self, lq: Tensor) -> Tensor:
         """(1, 3, h, w) in [-1, 1] -> (1, 3, 4h, 4w) in [-1, 1], tiled as configured."""
-        parts: list[Tensor] = []
-        self._run_tiles(lq, lambda _row, rows: parts.append(rows))
-        return torch.cat(parts, dim=1)[None]
+        parts: list[np.ndarray] = []
+        self._run_tiles(lq, lambda _row, rows: parts.append(rows.copy()))
+        return torch.from_numpy(np.concatenate(parts, axis=1)[None])
 
     # -- internals -----------------------------------------------------------------
     def _run_network(self, pic: Picture, on_progress=None) -> np.ndarray:
@@ -153,22 +153,9 @@ class Upscaler:
         lq = lq.mul_(2.0 / pic.max_value).sub_(1.0)
         if pic.gray:
             lq = lq.expand(1, 3, h, w)
-        out = np.empty((h * s, w * s, pic.color.shape[2]), pic.color.dtype)
-        luma = torch.tensor(LUMA_WEIGHTS).view(3, 1, 1)
-
-        def sink(row: int, rows: Tensor) -> None:
-            if pic.gray:
-                rows = (rows * luma).sum(0, keepdim=True)
-            if pic.bits == 32:
-                x = rows.add(1.0).mul_(0.5).clamp_(0.0, 1.0)
-            else:  # [-1, 1] -> 0..max in one pass of in-place ops
-                half = pic.max_value / 2
-                x = rows.mul(half).add_(half).round_().clamp_(0, pic.max_value)
-                x = x.to(torch.uint8 if pic.bits == 8 else torch.int32)
-            out[row : row + x.shape[1]] = x.permute(1, 2, 0).numpy()
-
+        sink = RowWriter(pic, s)
         self._run_tiles(lq, sink, on_progress)
-        return out
+        return sink.out
 
     def _run_tiles(self, lq: Tensor, sink, on_progress=None) -> int:
         opts, pipe = self.options, self.pipeline
@@ -181,11 +168,12 @@ class Upscaler:
         n_step = 0
         if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
             n_step = (opts.steps or pipe.default_steps) - 1
-        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
+        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed, rng=opts.noise_rng)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
 
-        def fn(window: Tensor, noise_window: Tensor | None) -> Tensor:
+        def fn(window: Tensor, noise_window) -> Tensor:
+            noise_window = torch.as_tensor(noise_window)
             prior, rest = noise_window[:, :c], noise_window[:, c:]
             step_noise = [rest[:, k * c : (k + 1) * c] for k in range(n_step)] or None
             sr = pipe(window, noise=prior, steps=opts.steps, step_noise=step_noise)

@@ -54,6 +54,22 @@ def shift_mask(height: int, width: int, window: int, shift: int) -> Tensor:
     return rows[:, None].expand(-1, n_cols, -1, -1).reshape(-1, *rows.shape[1:]).contiguous()
 
 
+def shift_mask_from_counts(n_rows: Tensor | int, n_cols: Tensor | int, window: int, shift: int):
+    """`shift_mask` from the window counts with tensor ops only, so that an ONNX trace keeps
+    them as graph values (a mask built from Python ints would be frozen at the traced size).
+
+    By `shift_labels`, only the last window row has non-zero labels (1 + [c >= w - s] for
+    in-window column c), so the mask is one (N, N) pattern on the last row, zeros above.
+    """
+    c = torch.arange(window).repeat(window)
+    lab = 1 + (c >= window - shift).long()
+    last = (lab[:, None] != lab[None, :]).float() * MASK_VALUE  # (N, N)
+    rows = torch.arange(n_rows) == n_rows - 1  # (nWr,)
+    n = window * window
+    mask = rows.float()[:, None, None, None] * last  # (nWr, 1, N, N)
+    return mask.expand(-1, n_cols, -1, -1).reshape(-1, n, n)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a relative position bias (keys: official)."""
 
@@ -152,6 +168,9 @@ class SwinBlock(nn.Module):
     def _runtime_mask(self, h: int, w: int, device: torch.device) -> Tensor | None:
         if self.shift == 0:
             return None
+        if torch.jit.is_tracing():  # an ONNX export: sizes are graph values, no cache
+            return shift_mask_from_counts(h // self.window, w // self.window, self.window,
+                                          self.shift)  # fmt: skip
         key = (h, w, str(device))
         mask = self._mask_cache.get(key)
         if mask is None:
@@ -172,10 +191,13 @@ class SwinBlock(nn.Module):
         if s:
             x = torch.roll(x, shifts=(-s, -s), dims=(2, 3))
         nh, nw = h // ws, w // ws
-        tokens = x.reshape(b, c, nh, ws, nw, ws).permute(0, 2, 4, 3, 5, 1)
+        # windows from the (B, H, W, C) view: one copy when x is channels-last (the CPU
+        # default), and the result comes back channels-last as well
+        tokens = x.permute(0, 2, 3, 1).reshape(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5)
         tokens = tokens.reshape(b, nh * nw, ws * ws, c)
         out = self.attn(tokens, self._runtime_mask(h, w, x.device))
-        out = out.reshape(b, nh, nw, ws, ws, c).permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+        out = out.reshape(b, nh, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        out = out.permute(0, 3, 1, 2)
         if s:
             out = torch.roll(out, shifts=(s, s), dims=(2, 3))
         return out

@@ -6,16 +6,14 @@ import os
 
 import torch
 
+from tadsr.utils.env import DeviceError, dist_rank_world  # noqa: F401  (torch-free home)
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
     "bf16": torch.bfloat16,
     "fp16": torch.float16,
 }
-
-
-class DeviceError(ValueError):
-    """The requested device or dtype cannot be used on this machine."""
 
 
 def _mps_available() -> bool:
@@ -92,15 +90,3 @@ def pick_dtype(name: str | torch.dtype = "fp32") -> torch.dtype:
         return DTYPES[str(name).strip().lower()]
     except KeyError:
         raise DeviceError(f"unknown dtype {name!r} (choose from {', '.join(DTYPES)})") from None
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """(RANK, WORLD_SIZE) from the environment torchrun sets; (0, 1) when absent."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE") or 1)
-        rank = int(os.environ.get("RANK") or 0)
-    except ValueError as exc:
-        raise DeviceError(f"bad RANK / WORLD_SIZE in the environment: {exc}") from None
-    if world < 1 or not 0 <= rank < world:
-        raise DeviceError(f"bad RANK={rank} / WORLD_SIZE={world} in the environment")
-    return rank, world

@@ -1,0 +1,181 @@
+"""The onnxruntime backend of `tadsr upscale`: the exported student (`onnx_export`) run
+without importing torch, tiled like the torch backend (`tiling.run_tiled`).
+
+    pip install 'tadsr[onnx]'
+    tadsr export tadsr-small --format onnx -o student.onnx
+    tadsr upscale photo.png -o out --backend onnxruntime --model student.onnx
+
+`--backend onnxruntime` with a bundled name or a .safetensors model exports it once (that
+run imports torch) into a cache folder ($TADSR_CACHE, else $XDG_CACHE_HOME/tadsr, else
+~/.cache/tadsr), keyed by the model file's SHA-256 and the package version; later runs load
+the cached graph and never import torch.
+
+The noise is drawn with numpy in the same fixed blocks as the torch backend (`BlockNoise`
+rng "numpy"): a seed gives the same picture on every machine and tiling, but a different
+sample from the torch backend's unless that one runs with noise_rng="numpy". Alpha is
+resized with Pillow's bicubic filter. --outscale and --color-fix need the torch backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tadsr.inference.core import RowWriter, UpscaleOptions
+from tadsr.inference.imageio import Picture, read_image, write_image
+from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+
+__all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"]
+
+# part of the cache key: raise it when the exported graph changes for the same model file
+GRAPH_VERSION = 1
+
+
+def onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+class OnnxStudent:
+    """An exported student in an onnxruntime session: `run(lr, noise) -> sr`, all float32
+    numpy (1, 3, H, W) in [0, 1], (1, C, H, W) normal, (1, 3, sH, sW) in [0, 1]."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(
+            str(self.path), opts, providers=["CPUExecutionProvider"]
+        )
+        props = self.session.get_modelmeta().custom_metadata_map
+        if props.get("tadsr.kind") != "student":
+            raise ValueError(f"{self.path}: not an ONNX file written by `tadsr export`")
+        self.scale = int(props["tadsr.scale"])
+        self.noise_channels = int(props["tadsr.noise_channels"])
+        self.multiple = int(props["tadsr.size_multiple"])
+        self.halo = int(props["tadsr.receptive_halo"])
+        self.source = props.get("tadsr.source", self.path.name)
+
+    def run(self, lr: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        h, w = lr.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if (ph or pw) and not (ph < h and pw < w):
+            # too small to reflect: edge padding, as the torch pipeline does
+            pad = ((0, 0), (0, 0), (0, ph), (0, pw))
+            lr, noise = np.pad(lr, pad, mode="edge"), np.pad(noise, pad, mode="edge")
+        feed = {
+            "lr": np.ascontiguousarray(lr, np.float32),
+            "noise": np.ascontiguousarray(noise, np.float32),
+        }
+        sr = self.session.run(["sr"], feed)[0]
+        return sr[..., : h * self.scale, : w * self.scale]
+
+
+class OnnxUpscaler:
+    """`Upscaler`'s file / picture interface on the onnxruntime backend."""
+
+    kind = "student"
+
+    def __init__(
+        self, path: str | os.PathLike, *, threads: int | None = None, **options: Any
+    ) -> None:
+        self.options = UpscaleOptions(**{**options, "noise_rng": "numpy"})
+        self.options.validate()
+        o = self.options
+        if o.outscale is not None or o.color_fix != "none" or o.steps not in (None, 1):
+            raise ValueError(
+                "the onnxruntime backend runs the one-step student at x4 without colour fix "
+                "(--outscale, --color-fix and --steps need --backend torch)"
+            )
+        self.student = OnnxStudent(path, threads)
+        self.scale = self.student.scale
+
+    def __repr__(self) -> str:
+        tile = "auto" if self.options.tile is None else (self.options.tile or "off")
+        path, seed = str(self.student.path), self.options.seed
+        return f"OnnxUpscaler(model={path!r}, backend=onnxruntime, tile={tile}, seed={seed})"
+
+    def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike) -> Picture:
+        pic = read_image(src, max_pixels=self.options.max_pixels)
+        write_image(dst, self.upscale_picture(pic))
+        return pic
+
+    def upscale_picture(self, pic: Picture) -> Picture:
+        opts, s = self.options, self.scale
+        h, w = pic.height, pic.width
+        lq = pic.color.astype(np.float32).transpose(2, 0, 1)[None]
+        lq *= np.float32(1.0 / pic.max_value)
+        if pic.gray:
+            lq = np.repeat(lq, 3, axis=1)
+        seed = int(np.random.SeedSequence().entropy % 2**63) if opts.seed is None else opts.seed
+        noise = BlockNoise((1, self.student.noise_channels, h, w), seed, rng="numpy")
+        tile = opts.tile if opts.tile is not None else auto_tile_size("cpu", h, w)
+        halo = opts.tile_pad if opts.tile_pad is not None else self.student.halo
+
+        def fn(window: np.ndarray, noise_window: np.ndarray) -> np.ndarray:
+            sr = self.student.run(window, noise_window)
+            sr *= 2.0
+            sr -= 1.0
+            return sr
+
+        sink = RowWriter(pic, s)
+        run_tiled(fn, lq, scale=s, sink=sink, tile=tile, overlap=opts.tile_overlap, halo=halo,
+                  noise=noise)  # fmt: skip
+        alpha = None
+        if pic.alpha is not None:
+            alpha = _resize_alpha(pic.alpha, h * s, w * s)
+        return Picture(sink.out, alpha)
+
+
+def _resize_alpha(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    maxv = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(plane.dtype, 1.0)
+    img = Image.fromarray(plane.astype(np.float32), mode="F")
+    out = np.asarray(img.resize((width, height), Image.BICUBIC), np.float32)
+    out = np.clip(out, 0, maxv)
+    return out if plane.dtype == np.float32 else np.rint(out).astype(plane.dtype)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("TADSR_CACHE")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "tadsr"
+
+
+def cached_onnx(model: str | None) -> Path:
+    """The ONNX file of a model: itself if it is an .onnx file, else its export in the cache
+    (made now, with torch, if missing)."""
+    from tadsr import __version__
+    from tadsr.models import resolve_model
+
+    path = resolve_model(model)
+    if path.suffix.lower() == ".onnx":
+        return path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
+    out = cache_dir() / "onnx" / name
+    if not out.is_file():
+        import importlib.util
+
+        if importlib.util.find_spec("onnx") is None:
+            raise ValueError(
+                f"{path.name} must be exported to ONNX first, which needs the onnx package "
+                "(pip install 'tadsr[onnx]'), or give an .onnx file from `tadsr export`"
+            )
+        from tadsr.inference.onnx_export import export_onnx
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(str(path), out)
+    return out
