@@ -411,3 +411,22 @@ def test_load_reads_a_training_checkpoint_as_its_exported_model(teacher_file):
     assert ckpt.codec.to_dict() == exported.codec.to_dict()
     for (k, a), b in zip(ckpt.net.named_parameters(), exported.net.parameters()):
         assert torch.equal(a.detach().half().float(), b), k
+
+
+def test_export_of_a_distillation_checkpoint_matches_the_run_export(
+    corpus, teacher_file, tmp_path
+):
+    """`tadsr train export` of a student's last.pt: the run's own export, tensor for tensor
+    and in its metadata (the teacher's codec, schedule and scale, read from its file)."""
+    from safetensors.torch import load_file
+
+    from tadsr.checkpoints.io import read_metadata
+    from tadsr.cli import main
+
+    cfg = _distill_cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, **{"run.iterations": 1})
+    run_export = distill(cfg, tmp_path / "run", device="cpu")
+    out = tmp_path / "exported.safetensors"
+    assert main(["train", "export", str(tmp_path / "run/checkpoints/last.pt"), "-o", str(out)]) == 0
+    a, b = load_file(run_export), load_file(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metadata(run_export) == read_metadata(out)

@@ -128,16 +128,21 @@ def _load_strict(module: nn.Module, sd: dict[str, Tensor], where: str) -> None:
         raise CheckpointError(f"{where}: did not load cleanly ({result})")
 
 
-def load_model_file(path: str | Path) -> tuple[dict[str, Any], nn.Module | None, Codec | None]:
+def load_model_file(
+    path: str | Path, *, unet: bool = True
+) -> tuple[dict[str, Any], nn.Module | None, Codec | None]:
     """(metadata, SwinUNet or None, Codec or None), float32 modules in eval mode on CPU.
 
     The codec is None when the file records no codec, or a VQ codec without its weights.
+    `unet=False` reads neither the network's tensors nor builds it (the codec alone).
     """
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
     path = Path(path)
     meta = read_metadata(path)
-    tensors = load_file(str(path), device="cpu")
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        keys = [k for k in f.keys() if unet or not k.startswith("unet.")]
+        tensors = {k: f.get_tensor(k) for k in keys}
     groups: dict[str, dict[str, Tensor]] = {"unet": {}, "codec": {}}
     for key, value in tensors.items():
         prefix, _, rest = key.partition(".")

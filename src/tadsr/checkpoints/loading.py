@@ -130,9 +130,8 @@ def from_training_state(path: Path, payload: dict) -> LoadedModel:
 
     cfg = payload["config"]
     if cfg.get("teacher"):
-        teacher = load(cfg["teacher"], cfg.get("autoencoder") or None)
-        net, codec, process = SwinUNet(teacher.net.cfg), teacher.codec, teacher.process
-        scale, kind = teacher.scale, "student"
+        unet_cfg, codec, process, scale = _teacher_layout(cfg)
+        net, kind = SwinUNet(unet_cfg), "student"
     else:
         try:
             net = SwinUNet(UNetConfig.from_dict(cfg["unet"]))
@@ -148,3 +147,20 @@ def from_training_state(path: Path, payload: dict) -> LoadedModel:
         raise CheckpointError(f"{path}: its EMA weights do not fit its config ({first})") from None
     report = [f"{path}: training checkpoint at step {int(payload['step'])}, EMA weights"]
     return LoadedModel(net.eval(), codec, process, scale, kind, cfg, report=report)
+
+
+def _teacher_layout(cfg: dict) -> tuple[Any, Codec, Process, int]:
+    """(UNetConfig, codec, process, scale) that a distillation run's student shares with its
+    teacher; from our weights file without reading the teacher's network weights."""
+    from tadsr.checkpoints.io import load_model_file
+    from tadsr.models import resolve_model
+    from tadsr.nets.unet import UNetConfig
+
+    path = resolve_model(cfg["teacher"])
+    if path.suffix == ".safetensors" and not cfg.get("autoencoder"):
+        meta, _, codec = load_model_file(path, unet=False)
+        if codec is not None and "unet" in meta:
+            process = Process(ScheduleConfig.from_dict(meta["schedule"]))
+            return UNetConfig.from_dict(meta["unet"]), codec, process, int(meta.get("scale", 4))
+    teacher = load(cfg["teacher"], cfg.get("autoencoder") or None)
+    return teacher.net.cfg, teacher.codec, teacher.process, teacher.scale
