@@ -29,6 +29,8 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # the stop is a Ctrl-C (SIGINT), which a background shell job would ignore
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             env=env,
         )
         line = self.proc.stdout.readline()

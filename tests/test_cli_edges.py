@@ -29,7 +29,11 @@ def test_ctrl_c_during_start_up_exits_130_quietly(tmp_path):
     Image.new("RGB", (256, 256), (90, 140, 200)).save(tmp_path / "in.png")
     cmd = [sys.executable, "-m", "tadsr.cli", "upscale", str(tmp_path / "in.png"),
            "-o", str(tmp_path / "out"), "-q"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that: give the
+    # command the default disposition a terminal's Ctrl-C meets
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     time.sleep(1.0)  # inside `import torch` or the model load
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
