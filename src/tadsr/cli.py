@@ -9,25 +9,38 @@ import sys
 
 # Idle OpenMP threads must sleep, not spin, while training: oneDNN starts its own OpenMP team
 # even with one torch thread, and on a busy machine spinning teams made CPU training up to
-# 20x slower. Inference commands let threads spin briefly (OpenMP's default) only when the
-# machine is idle: a forward pass is hundreds of short parallel regions, and waking sleeping
-# threads for each costs wall time on an idle machine (benchmarks/README.md), but with one
-# other busy process the spinning made `tadsr upscale` of a 256-px photo 0.6 s slower
-# (2.65 s -> 3.3 s) and the model card's timing up to 8x slower under bursts of load.
+# 20x slower. Inference commands let threads spin briefly (OpenMP's default) only when no
+# other process is running: a forward pass is hundreds of short parallel regions, and on an
+# idle 2-core machine sleeping between them made the whole upscale path 18 % slower (0.71
+# against 0.58 s/MP, benchmarks/fast_ab.py); but beside one busy process the spinning made
+# a 256-px upscale 0.6 s slower (2.65 s -> 3.3 s), and the model card's timings up to 8x
+# slower under bursts of load. "Running now" is read from /proc/loadavg's runnable count,
+# not from the load average, which our own previous run would still be raising.
 # Set before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
 _SPIN_COMMANDS = ("upscale", "export", "bench")
-_IDLE_LOAD = 0.5  # 1-minute load average below which the machine counts as idle
 
 
 def _command_word(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _machine_idle() -> bool:
+def _machine_idle(samples: int = 10, gap_s: float = 0.003) -> bool:
+    """True when, in most of a few looks over ~30 ms, this process is the only one running
+    (an idle machine shows 1 in about 199 of 200 looks, one busy process 2 or more in all)."""
+    import time
+
     try:
-        return os.getloadavg()[0] < _IDLE_LOAD
-    except OSError:  # not available on this platform
-        return False
+        alone = 0
+        for _ in range(samples):
+            with open("/proc/loadavg") as f:
+                alone += int(f.read().split()[3].split("/")[0]) <= 1
+            time.sleep(gap_s)
+        return alone >= 0.7 * samples
+    except (OSError, ValueError, IndexError):  # not Linux: the 1-minute load average
+        try:
+            return os.getloadavg()[0] < 0.5
+        except OSError:
+            return False
 
 
 if _command_word(sys.argv[1:]) not in _SPIN_COMMANDS or not _machine_idle():
