@@ -61,18 +61,19 @@ class Upscaler:
         *,
         autoencoder: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
-        dtype: str | torch.dtype = "fp32",
+        dtype: str | torch.dtype = "auto",
         **options: Any,
     ) -> Upscaler:
         """Load a bundled model name, our .safetensors, or an official .pth (+ autoencoder)."""
         from tadsr.inference.pipeline import SRPipeline
         from tadsr.utils.device import pick_device, pick_dtype
 
+        dev = pick_device(device)
         pipe = SRPipeline.from_pretrained(
             None if name_or_path is None else str(name_or_path),
             autoencoder=None if autoencoder is None else str(autoencoder),
-            device=pick_device(device),
-            dtype=pick_dtype(dtype),
+            device=dev,
+            dtype=pick_dtype(dtype, dev),
         )
         return cls(pipe, **options)
 

@@ -55,7 +55,7 @@ class ServeConfig:
     kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
     teacher_steps: int = 15
     device: str = "cpu"
-    dtype: str = "fp32"
+    dtype: str = "auto"
     max_upload_bytes: int = 100 * 2**20
     max_pixels: int | None = 64_000_000
     token: str | None = None
@@ -92,8 +92,8 @@ def create_app(cfg: ServeConfig) -> Starlette:
             queue = JobQueue(
                 Path(workdir),
                 cfg.models,
-                device=pick_device(cfg.device),
-                dtype=pick_dtype(cfg.dtype),
+                device=(dev := pick_device(cfg.device)),
+                dtype=pick_dtype(cfg.dtype, dev),
                 max_pixels=cfg.max_pixels,
                 heartbeat_s=cfg.heartbeat_s,
                 preload=default_model,
