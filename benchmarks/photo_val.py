@@ -10,7 +10,8 @@ CPU seconds per output megapixel of the model call (loading excluded). Side-by-s
     python benchmarks/photo_val.py --method a=runs/x/model.safetensors@1 \
         --reference realesrgan-x4plus
 
-A method is LABEL=MODEL[@STEPS] (MODEL: a bundled name or a file). ``--reference`` runs
+A method is LABEL=MODEL[@STEPS][!DTYPE] (MODEL: a bundled name or a file; DTYPE: fp32, bf16,
+... as `tadsr upscale --dtype`). ``--reference`` runs
 benchmarks/reference_sr.py (Real-ESRGAN x4plus, DAT-light x4) and caches its outputs.
 """
 
@@ -40,8 +41,11 @@ def bicubic(img: Image.Image) -> Image.Image:
 def model_method(spec: str, threads: int):
     from tadsr.inference.upscaler import Upscaler
 
+    spec, _, dtype = spec.partition("!")
     model, _, steps = spec.partition("@")
-    up = Upscaler.from_pretrained(model, steps=int(steps) if steps else None, seed=0, tile=0)
+    up = Upscaler.from_pretrained(
+        model, steps=int(steps) if steps else None, seed=0, tile=0, dtype=dtype or "fp32"
+    )
     return lambda img: up(img)
 
 
@@ -138,7 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--val", default="data/photo_val")
     ap.add_argument("--out", default="outputs/photo_val")
-    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS]")
+    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS][!DTYPE]")
     ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
     ap.add_argument("--kinds", default="clean,real")
     ap.add_argument("--threads", type=int, default=1)

@@ -22,6 +22,17 @@ def test_pick_device_and_dtype():
         pick_dtype("fp8")
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_dtype_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch, native_bf16):
+    import tadsr.utils.device as device
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: native_bf16)
+    want = torch.bfloat16 if native_bf16 else torch.float32
+    assert pick_dtype("auto") is want and pick_dtype("auto", torch.device("cpu")) is want
+    assert pick_dtype("auto", torch.device("cuda")) is torch.float32
+    assert pick_dtype("fp32") is torch.float32  # an explicit choice is kept
+
+
 def test_rank_and_world_from_the_environment(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)

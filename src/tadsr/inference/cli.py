@@ -95,9 +95,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="compute precision (default fp32)",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="compute precision (default auto: bf16 on a CPU with native bf16, AVX512-BF16 "
+        "or AMX, else fp32)",
     )
     p.add_argument(
         "--backend",
@@ -277,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
         from tadsr.utils.device import DeviceError, dist_rank_world, pick_device, pick_dtype
 
         try:
-            device, dtype = pick_device(args.device), pick_dtype(args.dtype)
+            device = pick_device(args.device)
+            dtype = pick_dtype(args.dtype, device)
             rank, world = dist_rank_world()
         except DeviceError as exc:
             raise UsageError(str(exc)) from None
@@ -319,7 +321,7 @@ def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
 
     if not onnxruntime_available():
         raise UsageError("--backend onnxruntime needs onnxruntime (pip install 'tadsr[onnx]')")
-    if args.device not in ("auto", "cpu") or args.dtype != "fp32":
+    if args.device not in ("auto", "cpu") or args.dtype not in ("auto", "fp32"):
         raise UsageError("--backend onnxruntime runs on the CPU in fp32 (--device, --dtype)")
     for flag, bad in (("--outscale", args.outscale is not None),
                       ("--color-fix", args.color_fix != "none"),

@@ -57,7 +57,7 @@ class Upscaler:
         *,
         autoencoder: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
-        dtype: str | torch.dtype = "fp32",
+        dtype: str | torch.dtype = "auto",
         **options: Any,
     ) -> Upscaler:
         """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
@@ -65,11 +65,12 @@ class Upscaler:
         from tadsr.pipeline import SRPipeline
         from tadsr.utils.device import pick_device, pick_dtype
 
+        dev = pick_device(device)
         pipe = SRPipeline.from_pretrained(
             name_or_path,
             autoencoder=autoencoder,
-            device=pick_device(device),
-            dtype=pick_dtype(dtype),
+            device=dev,
+            dtype=pick_dtype(dtype, dev),
         )
         return cls(pipe, **options)
 

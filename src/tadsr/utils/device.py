@@ -82,10 +82,18 @@ def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return DTYPES[mode]
 
 
-def pick_dtype(name: str | torch.dtype = "fp32") -> torch.dtype:
-    """Map "fp32" | "bf16" | "fp16" (or a torch.dtype) to a torch.dtype."""
+def pick_dtype(name: str | torch.dtype = "fp32", device: torch.device | None = None) -> torch.dtype:
+    """Map "fp32" | "bf16" | "fp16" | "auto" (or a torch.dtype) to a torch.dtype.
+
+    "auto" (inference's default) is bf16 on a CPU that computes it natively (AVX512-BF16 or
+    AMX, read at run time): on the photo validation set it changes PSNR-Y by at most 0.01 dB
+    and NIQE by at most 0.03 (either way) and runs the network ~27 % faster. Everywhere else,
+    GPUs included (not measured here), "auto" is fp32."""
     if isinstance(name, torch.dtype):
         return name
+    if str(name).strip().lower() == "auto":
+        on_cpu = device is None or torch.device(device).type == "cpu"
+        return torch.bfloat16 if on_cpu and cpu_has_fast_bf16() else torch.float32
     try:
         return DTYPES[str(name).strip().lower()]
     except KeyError:

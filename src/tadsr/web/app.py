@@ -56,7 +56,7 @@ class ServeConfig:
     kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
     teacher_steps: int = 15
     device: str = "cpu"
-    dtype: str = "fp32"
+    dtype: str = "auto"
     max_upload_bytes: int = 100 * 2**20
     max_pixels: int | None = 64_000_000
     token: str | None = None
@@ -98,8 +98,8 @@ class _Routes:
             queue = JobQueue(
                 Path(workdir),
                 self.cfg.models,
-                device=pick_device(self.cfg.device),
-                dtype=pick_dtype(self.cfg.dtype),
+                device=(dev := pick_device(self.cfg.device)),
+                dtype=pick_dtype(self.cfg.dtype, dev),
                 max_pixels=self.cfg.max_pixels,
                 heartbeat_s=self.cfg.heartbeat_s,
                 preload=self.default_model,

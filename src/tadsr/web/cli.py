@@ -61,7 +61,8 @@ def register(subparsers) -> None:
         help="device (default auto: cuda, then mps, then cpu)",
     )
     p.add_argument(
-        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="precision (fp32)"
+        "--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+        help="precision (auto: as tadsr upscale)"
     )
     p.add_argument(
         "--max-upload-mb",
