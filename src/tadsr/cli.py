@@ -43,8 +43,11 @@ def _machine_idle(samples: int = 10, gap_s: float = 0.003) -> bool:
             return False
 
 
-if _command_word(sys.argv[1:]) not in _SPIN_COMMANDS or not _machine_idle():
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# (an explicit setting wins, so the 30 ms look is taken only when there is none)
+if "OMP_WAIT_POLICY" not in os.environ and (
+    _command_word(sys.argv[1:]) not in _SPIN_COMMANDS or not _machine_idle()
+):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 # Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
 # `func` on the parser; `func(args) -> int` is the exit status.
