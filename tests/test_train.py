@@ -236,7 +236,7 @@ def test_discriminator_logits_separate_on_an_easy_pair(teacher_file):
     from tadsr.nets.discriminator import TimeAwareDiscriminator
     from tadsr.nets.unet import feature_channels
     from tadsr.pipeline import SRPipeline
-    from tadsr.train.distill import _disc_step
+    from tadsr.train.distill import disc_update
 
     pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
     pipe.net.requires_grad_(False)
@@ -250,7 +250,8 @@ def test_discriminator_logits_separate_on_an_easy_pair(teacher_file):
     gaps = []
     for _ in range(15):
         D = Denoiser(pipe.net, pipe.process)
-        _, real, fake = _disc_step(D, disc, opt, x0, x0 * 0, y, lq, t, n)
+        read = lambda x_t: D.features(x_t, t, lq)  # noqa: E731
+        _, real, fake = disc_update(read, disc, opt, pipe.process, x0, x0 * 0, y, t, n)
         gaps.append(real - fake)
     assert abs(gaps[0]) < 0.05 and gaps[-1] > 0.3
 
