@@ -43,13 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--probe", type=int, default=64)
-    ap.add_argument("--cache", default="outputs/disc_auc/teacher_cache.pt",
-                    help="teacher-target cache shared between runs (same teacher and data)")
+    ap.add_argument(
+        "--cache",
+        default="outputs/disc_auc/teacher_cache.pt",
+        help="teacher-target cache shared between runs (same teacher and data)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    sets = [f"teacher={resolve_model(args.teacher)}", f"run.init_from={resolve_model(args.student)}",
-            "teacher_cache=256", f"teacher_cache_file={args.cache}", *args.sets]
+    sets = [
+        f"teacher={resolve_model(args.teacher)}",
+        f"run.init_from={resolve_model(args.student)}",
+        "teacher_cache=256",
+        f"teacher_cache_file={args.cache}",
+        *args.sets,
+    ]
     cfg = resolve("distill", args.config, sets)
     Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
     d = distributed.setup("cpu")
@@ -63,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.every == 0:
             row = {"step": step, **probe_discriminator(obj, student, args.probe)}
             row["seconds"] = round(time.time() - t0, 1)
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
-                  flush=True)
+            print(
+                json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+                flush=True,
+            )
         if step == args.steps:
             break
         for hr, lq, eps, _zt, g in obj.batches(step, d):
@@ -72,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
             x0_gt, y = latents(obj.teacher.codec, hr, lq, obj.teacher.scale)
             with torch.no_grad():
-                x0_hat = Denoiser(student, process)(process.prior_sample(y, eps), process.last_t, lq)
+                x0_hat = Denoiser(student, process)(
+                    process.prior_sample(y, eps), process.last_t, lq
+                )
             for _ in range(cfg.disc_steps):
                 t_d, n_d = obj.disc_draw(y, g)
                 obj.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)

@@ -7,7 +7,8 @@
 z_ref is the teacher's sample (`reference="teacher"`, TAD-SR) or the HR latent
 (`reference="hr"`, the official code's `score_distill_target` option: the caller passes the
 HR latent as `z_ref`). With `reference="noise"` it is plain score distillation
-(g = eps_hat(x_s) - n), which the paper shows to be biased; `noise="uniform"` reproduces the official code's U[0, 1) draw.
+(g = eps_hat(x_s) - n), which the paper shows to be biased; `noise="uniform"` reproduces
+the official code's U[0, 1) draw.
 """
 
 from __future__ import annotations

@@ -350,7 +350,9 @@ CHOICES = {
 def _check_distill(cfg: DistillConfig) -> None:
     for name, allowed in CHOICES.items():
         if getattr(cfg, name) not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+            raise ValueError(
+                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
+            )
     for name in ("disc_t_max", "disc_probe"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")

@@ -52,7 +52,9 @@ def probe_samples(cfg, degradation, codec, n: int) -> tuple[Tensor, Tensor, Tens
         hr = data[i][None]
         lqs.append(degradation(hr, g) * 2 - 1)
         hrs.append(hr * 2 - 1)
-        epss.append(torch.randn((1, codec.channels, hr.shape[-2] // f, hr.shape[-1] // f), generator=g))
+        epss.append(
+            torch.randn((1, codec.channels, hr.shape[-2] // f, hr.shape[-1] // f), generator=g)
+        )
     return torch.cat(hrs), torch.cat(lqs), torch.cat(epss)
 
 
@@ -70,8 +72,9 @@ def probe_discriminator(obj, student, n: int) -> dict[str, float]:
     x0_gt, y = latents(teacher.codec, hr, lq, teacher.scale)
     x0_hat = torch.cat(
         [
-            Denoiser(student, process)(process.prior_sample(y[i : i + 8], eps[i : i + 8]),
-                                        process.last_t, lq[i : i + 8]).float()
+            Denoiser(student, process)(
+                process.prior_sample(y[i : i + 8], eps[i : i + 8]), process.last_t, lq[i : i + 8]
+            ).float()
             for i in range(0, len(y), 8)
         ]
     )

@@ -69,8 +69,11 @@ class DistillObjective:
 
             init_weights(self.model, cfg.run.init_from)
         if cfg.disc_kind == "pixel":
-            self.disc = PixelDiscriminator(self.teacher.codec.decode(
-                torch.zeros(1, self.teacher.codec.channels, 1, 1)).shape[1]).to(d.device)
+            self.disc = PixelDiscriminator(
+                self.teacher.codec.decode(torch.zeros(1, self.teacher.codec.channels, 1, 1)).shape[
+                    1
+                ]
+            ).to(d.device)
         else:
             self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
         self.disc_opt = torch.optim.AdamW(
@@ -114,7 +117,7 @@ class DistillObjective:
 
     def loss(self, net, batch, amp):
         """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after the discriminator's update(s)."""
-        cfg, process, D = self.cfg, self.teacher.process, self.denoiser
+        cfg, process = self.cfg, self.teacher.process
         hr, lq, eps, z_teacher, g = batch
         x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
         z = process.prior_sample(y, eps)
@@ -165,7 +168,9 @@ class DistillObjective:
 
     def disc_update(self, x0_gt, x0_fake, y, lq, t_d, n_d):
         read = lambda x_t: self.disc_inputs(x_t, t_d, lq)  # noqa: E731
-        return disc_update(read, self.dnet, self.disc_opt, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d)
+        return disc_update(
+            read, self.dnet, self.disc_opt, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d
+        )
 
     def validate(self, ema_model, png: Path) -> dict:
         """PSNR-Y / SSIM-Y of validation pairs and, with the GAN on, the discriminator's
