@@ -203,11 +203,14 @@ class SRPipeline:
     def _blended(cls, model, f, endpoint: str, autoencoder, **kwargs) -> SRPipeline:
         """The model blended with `endpoint` at F (`f` "auto": set per image by the caller;
         until then the model's own weights)."""
-        from tadsr.checkpoints import load
+        from tadsr.checkpoints import CheckpointError, load
         from tadsr.checkpoints.blend import FidelityDial, check_blendable
 
         own_codec = str(endpoint).endswith(".safetensors") or endpoint in _registry_names()
-        faithful = load(endpoint, None if own_codec else autoencoder)
+        try:
+            faithful = load(endpoint, None if own_codec else autoencoder)
+        except CheckpointError as exc:
+            raise CheckpointError(f"fidelity endpoint {exc}") from None
         check_blendable(model, faithful)
         realistic = model.net.state_dict()  # copied by the dial before it blends
         pipe = cls.from_loaded(model, kind="student", **kwargs)

@@ -79,7 +79,7 @@ def fidelity_plan(
     f = parse_fidelity(fidelity)
     if f is None:
         f = default_fidelity(model)
-        if f is None and endpoint is not None:
+        if not f and endpoint is not None:
             raise ValueError("a fidelity endpoint needs a fidelity (0 to 1 or 'auto')")
         if not f:
             return None, None
