@@ -157,7 +157,10 @@ async function poll() {
 function showResult(card, id, fidelity) {
   card.classList.add("finished");
   card.classList.add("done");
-  setState(card, fidelity === null || fidelity === undefined ? "done" : `done (fidelity ${fidelity})`);
+  setState(card, "done");
+  const dial = $(".fidelity", card);
+  dial.textContent = `fidelity ${fidelity}`;
+  dial.hidden = fidelity === null || fidelity === undefined;
   finished.push(id);
   $("#zip").disabled = false;
   const result = $(".result", card);
