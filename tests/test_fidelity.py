@@ -271,7 +271,11 @@ def test_photo_val_method_spec_takes_a_fidelity():
     assert parse_spec("tadsr-small~0.5") == {"name_or_path": "tadsr-small", "steps": None,
                                              "dtype": "fp32", "fidelity": "0.5"}  # fmt: skip
     assert parse_spec("m.safetensors@1!bf16~auto") == {
-        "name_or_path": "m.safetensors", "steps": 1, "dtype": "bf16", "fidelity": "auto"}
+        "name_or_path": "m.safetensors",
+        "steps": 1,
+        "dtype": "bf16",
+        "fidelity": "auto",
+    }
     assert parse_spec("tadsr-small-teacher@4")["fidelity"] is None
 
 

@@ -431,8 +431,14 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.inference.upscaler import Upscaler
 
     try:
-        pipe = load_pipeline(args.model, args.autoencoder, device, dtype,
-                             fidelity=args.fidelity, fidelity_endpoint=args.fidelity_endpoint)
+        pipe = load_pipeline(
+            args.model,
+            args.autoencoder,
+            device,
+            dtype,
+            fidelity=args.fidelity,
+            fidelity_endpoint=args.fidelity_endpoint,
+        )
     except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
         name = args.model or "the bundled student"
         print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)

@@ -43,7 +43,9 @@ def parse_fidelity(value: object) -> float | str | None:
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"fidelity must be a number from 0 to 1 or 'auto', got {value!r}") from None
+        raise ValueError(
+            f"fidelity must be a number from 0 to 1 or 'auto', got {value!r}"
+        ) from None
     if not (math.isfinite(f) and 0.0 <= f <= 1.0):
         raise ValueError(f"fidelity must be from 0 (realistic) to 1 (faithful), got {value!r}")
     return f

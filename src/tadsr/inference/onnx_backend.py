@@ -7,8 +7,9 @@ without importing torch, tiled like the torch backend (`tiling.run_tiled`).
 
 `--backend onnxruntime` with a bundled name or a .safetensors model exports it once (that
 run imports torch) into a cache folder ($TADSR_CACHE, else $XDG_CACHE_HOME/tadsr, else
-~/.cache/tadsr), keyed by the model file's SHA-256 and the package version; later runs load
-the cached graph and never import torch.
+~/.cache/tadsr), keyed by the model file's SHA-256 and the package version (and, for a blend
+of the fidelity dial, F and the endpoint file's SHA-256); later runs load the cached graph
+and never import torch.
 
 The noise is drawn with numpy in the same fixed blocks as the torch backend (`BlockNoise`
 rng "numpy"): a seed gives the same picture on every machine and tiling, but a different

@@ -14,7 +14,8 @@ smaller than the multiple (32) must be edge-padded by the caller (`onnx_backend`
 noise is an input so that a caller chooses the seed and can tile with one noise field over
 the whole image, as `tadsr upscale` does. The file's metadata (`metadata_props`, keys
 `tadsr.*`) records the scale, the noise channels, the network's size multiple, the
-receptive halo for tiling and the source model.
+receptive halo for tiling and the source model; for a blend of the fidelity dial
+(`tadsr export --fidelity F`) also `tadsr.fidelity` and `tadsr.fidelity_endpoint`.
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def export_onnx(
 
 
 def max_difference(
-    model: str | None, onnx_path: str | Path, sizes=((64, 96), (75, 112), (20, 10)),
+    model: str | None,
+    onnx_path: str | Path,
+    sizes=((64, 96), (75, 112), (20, 10)),
     **fidelity,
 ) -> float:
     """Largest |onnxruntime - torch| over the SR pixels ([0, 1]) of random LR inputs of the

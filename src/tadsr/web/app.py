@@ -142,10 +142,13 @@ class _Routes:
         return JSONResponse(
             {
                 "models": [
-                    {"name": n, "kind": self.cfg.kinds.get(n, "student"),
-                     "fidelity": self.cfg.fidelity.get(n)}
+                    {
+                        "name": n,
+                        "kind": self.cfg.kinds.get(n, "student"),
+                        "fidelity": self.cfg.fidelity.get(n),
+                    }
                     for n in self.cfg.models
-                ],  # fmt: skip
+                ],
                 "teacher_steps": self.cfg.teacher_steps,
                 "tiles": TILE_CHOICES,
                 "color_fixes": list(COLOR_FIXES),
