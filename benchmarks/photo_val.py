@@ -10,8 +10,14 @@ CPU seconds per output megapixel of the model call (loading excluded). Side-by-s
     python benchmarks/photo_val.py --method a=runs/x/model.safetensors@1 \
         --reference realesrgan-x4plus
 
-A method is LABEL=MODEL[@STEPS][!DTYPE] (MODEL: a bundled name or a file; DTYPE: fp32, bf16,
-... as `tadsr upscale --dtype`). ``--reference`` runs
+A method is LABEL=MODEL[@STEPS][!DTYPE][~F] (MODEL: a bundled name or a file; DTYPE: fp32,
+bf16, ... as `tadsr upscale --dtype`; F: the fidelity dial, 0 realistic .. 1 faithful or
+auto, as `tadsr upscale --fidelity`, blending MODEL with its registry endpoint):
+
+    python benchmarks/photo_val.py --method f0=tadsr-small~0 --method f50=tadsr-small~0.5 \
+        --method f100=tadsr-small~1 --method auto=tadsr-small~auto
+
+``--reference`` runs
 benchmarks/reference_sr.py (Real-ESRGAN x4plus, DAT-light x4) and caches its outputs.
 """
 
@@ -38,14 +44,20 @@ def bicubic(img: Image.Image) -> Image.Image:
     return img.resize((img.width * 4, img.height * 4), Image.BICUBIC)
 
 
+def parse_spec(spec: str) -> dict:
+    """MODEL[@STEPS][!DTYPE][~F] -> Upscaler.from_pretrained's arguments (fp32 by default,
+    F None: the model's default fidelity)."""
+    spec, _, fidelity = spec.partition("~")
+    spec, _, dtype = spec.partition("!")
+    model, _, steps = spec.partition("@")
+    return {"name_or_path": model, "steps": int(steps) if steps else None,
+            "dtype": dtype or "fp32", "fidelity": fidelity or None}  # fmt: skip
+
+
 def model_method(spec: str, threads: int):
     from tadsr.inference.upscaler import Upscaler
 
-    spec, _, dtype = spec.partition("!")
-    model, _, steps = spec.partition("@")
-    up = Upscaler.from_pretrained(
-        model, steps=int(steps) if steps else None, seed=0, tile=0, dtype=dtype or "fp32"
-    )
+    up = Upscaler.from_pretrained(**parse_spec(spec), seed=0, tile=0)
     return lambda img: up(img)
 
 
@@ -103,7 +115,7 @@ def evaluate(
     threads: int = 1,
     grids: bool = True,
 ) -> list[dict]:
-    """Rows of metrics per (LR kind, method); methods are (label, MODEL[@STEPS])."""
+    """Rows of metrics per (LR kind, method); methods are (label, MODEL[@STEPS][!DTYPE][~F])."""
     torch.set_num_threads(threads)
     if not (val / "hr").is_dir():
         raise SystemExit(f"{val}: no validation set; run `tadsr data photo-val --out {val}`")
@@ -142,7 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--val", default="data/photo_val")
     ap.add_argument("--out", default="outputs/photo_val")
-    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS][!DTYPE]")
+    ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS][!DTYPE][~F]")
     ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
     ap.add_argument("--kinds", default="clean,real", help="any of clean,real,heavy")
     ap.add_argument("--threads", type=int, default=1)

@@ -211,3 +211,39 @@ def test_closing_the_tab_stops_its_job(browser, server, inputs):
     assert state["state"] == "cancelled", state
     assert state["message"] == "cancelled"  # by the page's beacon, not the heartbeat
     assert state["done"] < state["total"] == 15
+
+
+def test_fidelity_slider_reaches_the_job_and_equals_the_cli(browser, server, inputs, tmp_path):
+    page, errors = open_page(browser, server)
+    dial, auto = page.locator("#fidelity"), page.locator("#fidelity-auto")
+    page.select_option("#model", "tadsr-small-teacher")  # no endpoint: no dial
+    assert dial.is_disabled() and auto.is_disabled()
+    page.select_option("#model", "tadsr-small")
+    assert dial.is_enabled() and dial.input_value() == "0"  # the registry's default
+    dial.fill("0.65")
+    assert page.locator("#fidelity-value").inner_text() == "0.65"
+    page.set_input_files("#files", str(inputs / "face.png"))
+    card = page.locator(".job.done")
+    card.wait_for(timeout=120_000)
+    assert card.locator(".fidelity").inner_text() == "fidelity 0.65"
+    status, st = server.json("GET", f"/api/jobs/{card.get_attribute('data-id')}")
+    assert status == 200 and st["fidelity"] == 0.65
+    _, _, web = server.request("GET", f"/api/jobs/{st['id']}/result.png")
+    cli_out = tmp_path / "cli"
+    subprocess.run(
+        [sys.executable, "-m", "tadsr.cli", "upscale", str(inputs / "face.png"), "-o",
+         str(cli_out), "-q", "--device", "cpu", "--fidelity", "0.65"],
+        check=True,
+    )  # fmt: skip
+    want = Image.open(cli_out / "face.png")
+    assert want.info["tadsr:fidelity"] == "0.65"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(web))), np.asarray(want))
+    # the API refuses what the page cannot send
+    png = (inputs / "face.png").read_bytes()
+    refused = {"fidelity must be from 0": {"fidelity": "1.5"},
+               "no fidelity dial": {"model": "tadsr-small-teacher", "fidelity": "0.5"}}  # fmt: skip
+    for words, query in refused.items():
+        status, body = server.submit(png, **query)
+        assert status == 400 and words in body["error"], body
+    assert errors == []
+    page.close()

@@ -69,6 +69,8 @@ class SRPipeline:
         self.sampler = sampler
         self.meta = meta or {}
         self.channels_last = False
+        self.dial = None  # a FidelityDial when the net is a blend (`from_pretrained`)
+        self.fidelity: float | str | None = None  # its F, or "auto"
         # LR pixels per latent pixel is factor/scale; the latent must be a multiple of
         # the net's size multiple.
         latent_multiple = int(getattr(net, "size_multiple", 1))
@@ -172,15 +174,50 @@ class SRPipeline:
         *,
         autoencoder: str | None = None,
         kind: str | None = None,
+        fidelity: float | str | None = None,
+        fidelity_endpoint: str | None = None,
         **kwargs,
     ) -> SRPipeline:
         """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
-        training checkpoint (`tadsr.checkpoints.load`); `kwargs`: sampler, device, dtype."""
-        from tadsr.checkpoints import load
+        training checkpoint (`tadsr.checkpoints.load`); `kwargs`: sampler, device, dtype.
 
-        pipe = cls.from_loaded(load(name_or_path, autoencoder), kind=kind, **kwargs)
+        `fidelity` (0 realistic .. 1 faithful, or "auto"; None: the registry's default)
+        blends the model with its faithful endpoint (`fidelity_endpoint`, else the one the
+        registry names) and runs the blend as a one-step student; `pipe.dial` then re-blends
+        (see `tadsr.inference.fidelity`). ValueError for a bad value or no endpoint known,
+        CheckpointError for an endpoint that cannot be blended with the model."""
+        from tadsr.checkpoints import load
+        from tadsr.inference.fidelity import fidelity_plan
+
+        f, endpoint = fidelity_plan(name_or_path, fidelity, fidelity_endpoint)
+        model = load(name_or_path, autoencoder)
+        if f is None:
+            pipe = cls.from_loaded(model, kind=kind, **kwargs)
+        else:
+            pipe = cls._blended(model, f, endpoint, autoencoder, **kwargs)
         if pipe.device.type == "cpu":
             pipe.use_channels_last()
+        return pipe
+
+    @classmethod
+    def _blended(cls, model, f, endpoint: str, autoencoder, **kwargs) -> SRPipeline:
+        """The model blended with `endpoint` at F (`f` "auto": set per image by the caller;
+        until then the model's own weights)."""
+        from tadsr.checkpoints import CheckpointError, load
+        from tadsr.checkpoints.blend import FidelityDial, check_blendable
+
+        own_codec = str(endpoint).endswith(".safetensors") or endpoint in _registry_names()
+        try:
+            faithful = load(endpoint, None if own_codec else autoencoder)
+        except CheckpointError as exc:
+            raise CheckpointError(f"fidelity endpoint {exc}") from None
+        check_blendable(model, faithful)
+        realistic = model.net.state_dict()  # copied by the dial before it blends
+        pipe = cls.from_loaded(model, kind="student", **kwargs)
+        pipe.dial = FidelityDial(pipe.net, realistic, faithful.net.state_dict())
+        pipe.dial.set(0.0 if f == "auto" else f)
+        pipe.fidelity = f
+        pipe.fidelity_endpoint = faithful.source
         return pipe
 
     def use_channels_last(self, enabled: bool = True) -> SRPipeline:
@@ -192,6 +229,12 @@ class SRPipeline:
         self.net.to(memory_format=fmt)
         self.channels_last = enabled
         return self
+
+
+def _registry_names() -> set[str]:
+    from tadsr.models import registry
+
+    return set(registry())
 
 
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:

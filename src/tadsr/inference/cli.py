@@ -87,6 +87,7 @@ def register(subparsers) -> None:
         help="official VQ autoencoder .pth for an official UNet .pth",
     )
     UpscaleOptions.add_arguments(p)
+    _add_fidelity_arguments(p, FIDELITY_HELP + " " + FIDELITY_AUTO_HELP)
     p.add_argument(
         "--device",
         default="auto",
@@ -120,6 +121,57 @@ def register(subparsers) -> None:
     _register_export(subparsers)
 
 
+FIDELITY_HELP = (
+    "fidelity <-> realism dial, 0 (most realistic: the one-step student) to 1 (most "
+    "faithful: its endpoint, for tadsr-small its teacher run in one step). The two "
+    "networks' weights are blended once at load, w = (1-F) w_student + F w_endpoint, and "
+    "run in one step: no extra time. Default: the bundled model's default_fidelity (0)."
+)
+FIDELITY_AUTO_HELP = (
+    "'auto' picks F per image from its degradation: F = max((noise - 2) / 4, (blocks - 1.15)"
+    " / 0.35) clipped to [0, 1] in steps of 0.05, noise = Immerkaer's estimate on the luma "
+    "(8-bit levels), blocks = JPEG 8-pixel grid step / inner step; a noisier or blockier "
+    "input gets a higher F (the faithful end does not turn noise into texture)."
+)
+
+
+def _add_fidelity_arguments(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--fidelity", metavar="F", default=None, help=help)
+    p.add_argument(
+        "--fidelity-endpoint",
+        metavar="FILE",
+        default=None,
+        help="the faithful endpoint to blend with (a bundled name or our .safetensors of the "
+        "same architecture, codec, schedule and scale; default: the registry's, for a "
+        "bundled model)",
+    )
+
+
+def fidelity_usage(args: argparse.Namespace, no_auto: str | None = None):
+    """The (F or "auto", endpoint) of --fidelity / --fidelity-endpoint for args.model, or
+    (None, None); UsageError for a bad value, a multi-step run, no endpoint known, or
+    "auto" where `no_auto` says why it cannot be."""
+    from tadsr.cli import UsageError
+    from tadsr.inference.fidelity import fidelity_plan
+
+    given = args.fidelity is not None or args.fidelity_endpoint is not None
+    if given and str(args.model or "").lower().endswith(".onnx"):
+        raise UsageError("--fidelity: an .onnx file has its blend inside (tadsr export "
+                         "--fidelity F makes one)")  # fmt: skip
+    try:
+        f, endpoint = fidelity_plan(args.model, args.fidelity, args.fidelity_endpoint)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if f is None:
+        return None, None
+    if getattr(args, "steps", None) not in (None, 1):
+        raise UsageError(f"--fidelity blends into a one-step network; --steps {args.steps} is "
+                         "for a multi-step teacher run without it")  # fmt: skip
+    if f == "auto" and no_auto:
+        raise UsageError(f"--fidelity auto picks F per image, {no_auto}")
+    return f, endpoint
+
+
 def _register_export(subparsers) -> None:
     e = subparsers.add_parser(
         "export",
@@ -133,6 +185,8 @@ def _register_export(subparsers) -> None:
     e.add_argument("model", metavar="MODEL", help="bundled model name or .safetensors file")
     e.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
     e.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
+    _add_fidelity_arguments(e, FIDELITY_HELP + " The graph carries the blended weights "
+                            "(a number; 'auto' needs tadsr upscale).")  # fmt: skip
     e.set_defaults(func=run_export)
 
 
@@ -146,8 +200,10 @@ def run_export(args: argparse.Namespace) -> int:
         return 1
     from tadsr.inference.onnx_export import export_onnx
 
+    f, endpoint = fidelity_usage(args, "which one exported graph cannot: give a number")
+    blend = {"fidelity": f, "fidelity_endpoint": endpoint}
     try:
-        out, meta = export_onnx(args.model, args.output)
+        out, meta = export_onnx(args.model, args.output, **blend)
     except Exception as exc:  # CheckpointError, ValueError (a teacher), OSError: one line
         msg = one_line(exc)
         msg = msg if args.model in msg else f"{args.model}: {msg}"
@@ -155,10 +211,11 @@ def run_export(args: argparse.Namespace) -> int:
         return 1
     from tadsr.inference.onnx_export import OPSET, max_difference
 
-    print(f"wrote {out} (ONNX opset {OPSET}, x{meta['tadsr.scale']}, inputs lr + noise, "
-          f"output sr; dynamic height and width)")  # fmt: skip
+    blended = f" fidelity {f:g} with {endpoint}," if f is not None else ""
+    print(f"wrote {out} (ONNX opset {OPSET}, x{meta['tadsr.scale']},{blended} inputs lr + "
+          f"noise, output sr; dynamic height and width)")  # fmt: skip
     if importlib.util.find_spec("onnxruntime") is not None:
-        diff = max_difference(args.model, out)
+        diff = max_difference(args.model, out, **blend)
         print(f"onnxruntime against torch, LR 64x96, 75x112 and 20x10: max |difference| "
               f"{diff:.2e} (pixels in [0, 1])")  # fmt: skip
     return 0
@@ -257,11 +314,14 @@ def _options(args: argparse.Namespace) -> UpscaleOptions:
     return UpscaleOptions.from_args(args, progress=not args.quiet and sys.stderr.isatty())
 
 
-def load_pipeline(model: str | None, autoencoder: str | None, device, dtype):
-    """SRPipeline.from_pretrained (a seam: tests may swap in another pipeline factory)."""
+def load_pipeline(model: str | None, autoencoder: str | None, device, dtype, **fidelity):
+    """SRPipeline.from_pretrained (a seam: tests may swap in another pipeline factory);
+    `fidelity`: fidelity= and fidelity_endpoint=."""
     from tadsr.pipeline import SRPipeline
 
-    return SRPipeline.from_pretrained(model, autoencoder=autoencoder, device=device, dtype=dtype)
+    return SRPipeline.from_pretrained(
+        model, autoencoder=autoencoder, device=device, dtype=dtype, **fidelity
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -272,6 +332,9 @@ def run(args: argparse.Namespace) -> int:
         _options(args).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # from here on: the F to blend with (the registry's default when none given) or None
+    no_auto = "which needs --backend torch" if args.backend != "torch" else None
+    args.fidelity, args.fidelity_endpoint = fidelity_usage(args, no_auto)
     if args.backend == "onnxruntime":
         device, dtype, (rank, world) = "cpu", "fp32", _check_onnx_backend(args)
     else:
@@ -359,7 +422,8 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
         from tadsr.inference.onnx_backend import OnnxUpscaler, cached_onnx
 
         try:
-            return OnnxUpscaler(cached_onnx(args.model), **vars(_options(args)))
+            path = cached_onnx(args.model, args.fidelity, args.fidelity_endpoint)
+            return OnnxUpscaler(path, **vars(_options(args)))
         except Exception as exc:  # a bad file, a teacher, a failed export: one line
             name = args.model or "the bundled student"
             print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
@@ -367,7 +431,14 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.inference.upscaler import Upscaler
 
     try:
-        pipe = load_pipeline(args.model, args.autoencoder, device, dtype)
+        pipe = load_pipeline(
+            args.model,
+            args.autoencoder,
+            device,
+            dtype,
+            fidelity=args.fidelity,
+            fidelity_endpoint=args.fidelity_endpoint,
+        )
     except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
         name = args.model or "the bundled student"
         print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
@@ -454,6 +525,8 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
                 continue
             if pic.note and not args.quiet:
                 _say(f"{PROG}: note: {job.src}: {pic.note}")
+            if args.fidelity == "auto" and not args.quiet:  # parsed: "auto" in lower case
+                _say(f"{PROG}: {job.src}: fidelity auto -> {up.last_fidelity:g}")
             finish(pending)
             pending = (job, pool.submit(write_image, job.dst, out))
             if out.height * out.width > OVERLAP_MAX_PIXELS:

@@ -66,6 +66,9 @@ class UpscaleOptions:
     # the generator of the noise blocks (`BlockNoise`), "torch" or "numpy": the onnxruntime
     # backend always draws with numpy, so "numpy" gives both backends one sample
     noise_rng: str = _option("torch", "noise generator", flag=None)
+    # the fidelity dial's F (0 .. 1 or "auto") for a pipeline loaded with a dial
+    # (`Upscaler.from_pretrained(..., fidelity=)`); None: the F it was loaded with
+    fidelity: float | str | None = _option(None, "fidelity", flag=None)
 
     def validate(self, kind: str | None = None, max_steps: int | None = None) -> None:
         """Raise ValueError naming the first bad option; with the model's `kind` and
@@ -92,6 +95,9 @@ class UpscaleOptions:
             raise ValueError(f"noise rng must be 'torch' or 'numpy', got {self.noise_rng!r}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
+        from tadsr.inference.fidelity import parse_fidelity
+
+        self.fidelity = parse_fidelity(self.fidelity)
         why = steps_error(self.steps, kind, max_steps)
         if why:
             raise ValueError(why)

@@ -60,12 +60,14 @@ class Picture:
     """Pixels of one image: `color` (H, W, 1 | 3) and optional `alpha` (H, W), same dtype.
 
     dtype uint8 or uint16 (16-bit files), or float32 in [0, 1]. `note` carries a remark
-    worth telling the user (e.g. a 16-bit file read at 8 bits).
+    worth telling the user (e.g. a 16-bit file read at 8 bits). `text`: PNG text entries
+    written with it (e.g. the fidelity an upscale used).
     """
 
     color: np.ndarray
     alpha: np.ndarray | None = None
     note: str | None = None
+    text: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.color.ndim != 3 or self.color.shape[2] not in (1, 3):
@@ -357,6 +359,11 @@ def _planes(pic: Picture) -> np.ndarray:
     return np.concatenate([pic.color, pic.alpha[..., None]], axis=2)
 
 
+def _png_text(pic: Picture) -> list[tuple[str, str]]:
+    """Our PNG text entries: the mark, then the picture's own."""
+    return [PNG_MARK, *(pic.text or {}).items()]
+
+
 def _write_png16(fh, pic: Picture) -> None:
     """Encode a 16-bit PNG with libpng (imagecodecs), marked as ours by a tEXt chunk."""
     import imagecodecs
@@ -365,11 +372,12 @@ def _write_png16(fh, pic: Picture) -> None:
     data = imagecodecs.png_encode(
         arr[..., 0] if arr.shape[2] == 1 else arr, level=PNG_COMPRESS_LEVEL
     )
-    text = PNG_MARK[0].encode("latin-1") + b"\0" + PNG_MARK[1].encode("latin-1")
     end_of_ihdr = len(_PNG_SIGNATURE) + 25  # 4 length + 4 type + 13 data + 4 CRC
     fh.write(data[:end_of_ihdr])
-    fh.write(struct.pack(">I", len(text)) + b"tEXt" + text)
-    fh.write(struct.pack(">I", zlib.crc32(b"tEXt" + text)))
+    for key, value in _png_text(pic):
+        text = key.encode("latin-1") + b"\0" + value.encode("latin-1")
+        fh.write(struct.pack(">I", len(text)) + b"tEXt" + text)
+        fh.write(struct.pack(">I", zlib.crc32(b"tEXt" + text)))
     fh.write(data[end_of_ihdr:])
 
 
@@ -487,7 +495,8 @@ def write_image(path: str | os.PathLike, pic: Picture) -> Path:
 def _encode(fh, pic: Picture, suffix: str) -> None:
     if pic.bits == 32:  # float pictures are written at 16 bits where the format allows
         scale = lambda a: np.rint(a * 65535.0).astype(np.uint16)  # noqa: E731
-        pic = Picture(scale(pic.color), None if pic.alpha is None else scale(pic.alpha))
+        alpha = None if pic.alpha is None else scale(pic.alpha)
+        pic = Picture(scale(pic.color), alpha, text=pic.text)
     if suffix in (".png", ""):
         if pic.bits == 16:
             _write_png16(fh, pic)
@@ -495,7 +504,8 @@ def _encode(fh, pic: Picture, suffix: str) -> None:
             from PIL.PngImagePlugin import PngInfo
 
             info = PngInfo()
-            info.add_text(*PNG_MARK)
+            for key, value in _png_text(pic):
+                info.add_text(key, value)
             picture_to_pil(pic).save(
                 fh, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info
             )

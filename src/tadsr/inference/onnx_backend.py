@@ -7,8 +7,9 @@ without importing torch, tiled like the torch backend (`tiling.run_tiled`).
 
 `--backend onnxruntime` with a bundled name or a .safetensors model exports it once (that
 run imports torch) into a cache folder ($TADSR_CACHE, else $XDG_CACHE_HOME/tadsr, else
-~/.cache/tadsr), keyed by the model file's SHA-256 and the package version; later runs load
-the cached graph and never import torch.
+~/.cache/tadsr), keyed by the model file's SHA-256 and the package version (and, for a blend
+of the fidelity dial, F and the endpoint file's SHA-256); later runs load the cached graph
+and never import torch.
 
 The noise is drawn with numpy in the same fixed blocks as the torch backend (`BlockNoise`
 rng "numpy"): a seed gives the same picture on every machine and tiling, but a different
@@ -64,6 +65,7 @@ class OnnxStudent:
         self.multiple = int(props["tadsr.size_multiple"])
         self.halo = int(props["tadsr.receptive_halo"])
         self.source = props.get("tadsr.source", self.path.name)
+        self.fidelity = props.get("tadsr.fidelity")  # the blend's F, if it is one
 
     def run(self, lr: np.ndarray, noise: np.ndarray) -> np.ndarray:
         h, w = lr.shape[-2:]
@@ -133,7 +135,9 @@ class OnnxUpscaler:
         alpha = None
         if pic.alpha is not None:
             alpha = _resize_alpha(pic.alpha, h * s, w * s)
-        return Picture(sink.out, alpha)
+        text = None if self.student.fidelity is None else {
+            "tadsr:fidelity": self.student.fidelity}  # fmt: skip
+        return Picture(sink.out, alpha, text=text)
 
 
 def _resize_alpha(plane: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -154,16 +158,26 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "tadsr"
 
 
-def cached_onnx(model: str | None) -> Path:
+def cached_onnx(
+    model: str | None, fidelity: float | None = None, fidelity_endpoint: str | None = None
+) -> Path:
     """The ONNX file of a model: itself if it is an .onnx file, else its export in the cache
-    (made now, with torch, if missing)."""
+    (made now, with torch, if missing). A fidelity (None: the registry's default) blends the
+    model with its endpoint first; the cache key then holds F and the endpoint's digest."""
     from tadsr import __version__
+    from tadsr.inference.fidelity import fidelity_plan
     from tadsr.models import resolve_model
 
     path = resolve_model(model)
     if path.suffix.lower() == ".onnx":
         return path
+    f, endpoint = fidelity_plan(model, fidelity, fidelity_endpoint)
+    if f == "auto":
+        raise ValueError("fidelity 'auto' picks F per image, which the ONNX graph cannot")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    if f is not None:
+        other = hashlib.sha256(resolve_model(endpoint).read_bytes()).hexdigest()[:16]
+        digest += f"-f{f:.4f}-{other}"
     name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
     out = cache_dir() / "onnx" / name
     if not out.is_file():
@@ -177,5 +191,5 @@ def cached_onnx(model: str | None) -> Path:
         from tadsr.inference.onnx_export import export_onnx
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(str(path), out)
+        export_onnx(str(path), out, fidelity=f, fidelity_endpoint=endpoint)
     return out

@@ -14,7 +14,8 @@ smaller than the multiple (32) must be edge-padded by the caller (`onnx_backend`
 noise is an input so that a caller chooses the seed and can tile with one noise field over
 the whole image, as `tadsr upscale` does. The file's metadata (`metadata_props`, keys
 `tadsr.*`) records the scale, the noise channels, the network's size multiple, the
-receptive halo for tiling and the source model.
+receptive halo for tiling and the source model; for a blend of the fidelity dial
+(`tadsr export --fidelity F`) also `tadsr.fidelity` and `tadsr.fidelity_endpoint`.
 """
 
 from __future__ import annotations
@@ -86,12 +87,18 @@ def export_onnx(
     output: str | Path,
     *,
     sample: tuple[int, int] = (64, 96),
+    fidelity: float | None = None,
+    fidelity_endpoint: str | None = None,
 ) -> tuple[Path, dict]:
     """Export a one-step student to ONNX at `output` (written atomically); returns
-    (path, metadata). `sample` is the (H, W) the tracer runs at (any size works after)."""
+    (path, metadata). `sample` is the (H, W) the tracer runs at (any size works after).
+    `fidelity`, `fidelity_endpoint`: export the blend (`SRPipeline.from_pretrained`)."""
     import onnx
 
-    pipe = SRPipeline.from_pretrained(model, device="cpu")
+    pipe = SRPipeline.from_pretrained(model, device="cpu", fidelity=fidelity,
+                                      fidelity_endpoint=fidelity_endpoint)  # fmt: skip
+    if pipe.fidelity == "auto":
+        raise ValueError("fidelity 'auto' picks F per image; export a number from 0 to 1")
     graph = StudentGraph(pipe).eval()
     h, w = sample
     lr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -108,6 +115,9 @@ def export_onnx(
         "standard normal; H, W dynamic (edge-pad to size_multiple when smaller)",
         "tadsr.outputs": "sr: float32 (1,3,scale*H,scale*W) RGB in [0,1]",
     }
+    if pipe.dial is not None:  # the weights are a blend: say which
+        meta["tadsr.fidelity"] = f"{pipe.fidelity:g}"
+        meta["tadsr.fidelity_endpoint"] = str(pipe.fidelity_endpoint)
     output = Path(output)
     import warnings
 
@@ -143,13 +153,16 @@ def export_onnx(
 
 
 def max_difference(
-    model: str | None, onnx_path: str | Path, sizes=((64, 96), (75, 112), (20, 10))
+    model: str | None,
+    onnx_path: str | Path,
+    sizes=((64, 96), (75, 112), (20, 10)),
+    **fidelity,
 ) -> float:
     """Largest |onnxruntime - torch| over the SR pixels ([0, 1]) of random LR inputs of the
-    given (H, W) sizes, same noise (needs onnxruntime)."""
+    given (H, W) sizes, same noise (needs onnxruntime); `fidelity`: as `export_onnx`'s."""
     from tadsr.inference.onnx_backend import OnnxStudent
 
-    pipe = SRPipeline.from_pretrained(model, device="cpu")
+    pipe = SRPipeline.from_pretrained(model, device="cpu", **fidelity)
     student = OnnxStudent(onnx_path)
     worst = 0.0
     for h, w in sizes:

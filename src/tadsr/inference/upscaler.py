@@ -49,6 +49,12 @@ class Upscaler:
         self.pipeline = pipeline
         self.options = UpscaleOptions(**options)
         self.options.validate(pipeline.kind, getattr(pipeline, "max_steps", None))
+        if self.options.fidelity is not None and getattr(pipeline, "dial", None) is None:
+            raise ValueError(
+                "fidelity: this model was loaded without a fidelity dial "
+                "(Upscaler.from_pretrained(..., fidelity=F) loads one)"
+            )
+        self.last_fidelity: float | None = None  # the F of the last image (None: no dial)
 
     @classmethod
     def from_pretrained(
@@ -58,10 +64,20 @@ class Upscaler:
         autoencoder: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
+        fidelity: float | str | None = None,
+        fidelity_endpoint: str | os.PathLike | None = None,
         **options: Any,
     ) -> Upscaler:
         """Load a bundled model name, our .safetensors, an official .pth (+ autoencoder) or a
-        training checkpoint."""
+        training checkpoint.
+
+        `fidelity` F in [0, 1] blends the one-step student's weights with its faithful
+        endpoint's, w = (1 - F) w_student + F w_endpoint, once, here: 0 is the most
+        realistic (the student), 1 the most faithful. "auto" picks F per image from its
+        noise and JPEG blockiness (noisier -> higher F; `tadsr.inference.fidelity`); the
+        F used is `last_fidelity` after each call (and a PIL result's info["tadsr:fidelity"]).
+        None: the registry's default_fidelity of a bundled model. `fidelity_endpoint`: the
+        endpoint file for your own student (a bundled model's is in the registry)."""
         from tadsr.pipeline import SRPipeline
         from tadsr.utils.device import pick_device, pick_dtype
 
@@ -71,6 +87,8 @@ class Upscaler:
             autoencoder=autoencoder,
             device=dev,
             dtype=pick_dtype(dtype, dev),
+            fidelity=fidelity,
+            fidelity_endpoint=None if fidelity_endpoint is None else str(fidelity_endpoint),
         )
         return cls(pipe, **options)
 
@@ -106,7 +124,10 @@ class Upscaler:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return picture_to_pil(self.upscale_picture(picture_from_pil(image)))
+            out = self.upscale_picture(picture_from_pil(image))
+            img = picture_to_pil(out)
+            img.info.update(out.text or {})
+            return img
         if isinstance(image, np.ndarray):
             pic, layout = picture_from_array(image)
             return picture_to_array(self.upscale_picture(pic), layout)
@@ -131,13 +152,14 @@ class Upscaler:
         h, w = pic.height, pic.width
         s = self.scale
         out_h, out_w = self.output_size(h, w)
+        text = self._set_fidelity(pic)
         color = self._run_network(pic, on_progress)
         if (out_h, out_w) != (h * s, w * s):
             color = np.stack(
                 [_resize_plane(color[..., c], out_h, out_w) for c in range(color.shape[2])], axis=2
             )
         alpha = None if pic.alpha is None else _resize_plane(pic.alpha, out_h, out_w)
-        return Picture(color, alpha)
+        return Picture(color, alpha, text=text)
 
     def upscale_tensor(self, lq: Tensor) -> Tensor:
         """(1, 3, h, w) in [-1, 1] -> (1, 3, 4h, 4w) in [-1, 1], tiled as configured."""
@@ -146,6 +168,23 @@ class Upscaler:
         return torch.from_numpy(np.concatenate(parts, axis=1)[None])
 
     # -- internals -----------------------------------------------------------------
+    def _set_fidelity(self, pic: Picture) -> dict[str, str] | None:
+        """Blend the dial's weights for this image (its own F under "auto"); the PNG text
+        that records it (None without a dial)."""
+        dial = getattr(self.pipeline, "dial", None)
+        if dial is None:
+            return None
+        f = self.options.fidelity
+        f = self.pipeline.fidelity if f is None else f
+        auto = f == "auto"
+        if auto:
+            from tadsr.inference.fidelity import estimate_fidelity
+
+            f = estimate_fidelity(pic.color, pic.max_value)
+        dial.set(f)
+        self.last_fidelity = f
+        return {"tadsr:fidelity": f"{f:g} (auto)" if auto else f"{f:g}"}
+
     def _run_network(self, pic: Picture, on_progress=None) -> np.ndarray:
         h, w = pic.height, pic.width
         s = self.scale

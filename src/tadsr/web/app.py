@@ -4,7 +4,7 @@ Routes (nothing else is served; no part of a request names a file):
   GET  /                          the page (?token=T sets the token cookie, then redirects)
   GET  /static/app.js, style.css  the page's assets, held in memory from the package
   GET  /api/config                models, option choices and limits for the page
-  POST /api/jobs?name=&model=&steps=&tile=&color_fix=&seed=
+  POST /api/jobs?name=&model=&steps=&tile=&color_fix=&seed=&fidelity=
                                   the image file is the request body; answers {id, ahead}
   GET  /api/jobs/{id}             state, queue position, progress (and: the page is alive)
   POST /api/jobs/{id}/cancel      stop the job (also sent by the page when it closes)
@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from tadsr.inference.core import COLOR_FIXES
+from tadsr.inference.fidelity import parse_fidelity
 from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull
 
 __all__ = ["ServeConfig", "create_app"]
@@ -54,6 +55,7 @@ _ID = re.compile(r"[0-9a-f]{32}")
 class ServeConfig:
     models: dict[str, str | None]  # name on the page -> NAME_OR_PATH; the first is the default
     kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
+    fidelity: dict[str, float] = field(default_factory=dict)  # name -> default F (has a dial)
     teacher_steps: int = 15
     device: str = "cpu"
     dtype: str = "auto"
@@ -140,7 +142,12 @@ class _Routes:
         return JSONResponse(
             {
                 "models": [
-                    {"name": n, "kind": self.cfg.kinds.get(n, "student")} for n in self.cfg.models
+                    {
+                        "name": n,
+                        "kind": self.cfg.kinds.get(n, "student"),
+                        "fidelity": self.cfg.fidelity.get(n),
+                    }
+                    for n in self.cfg.models
                 ],
                 "teacher_steps": self.cfg.teacher_steps,
                 "tiles": TILE_CHOICES,
@@ -164,7 +171,10 @@ class _Routes:
             raise ValueError(f"colour fix must be none, wavelet or adain, not {color_fix!r}")
         if steps is not None and not 1 <= steps <= 1000:
             raise ValueError(f"steps must be a positive number, got {steps}")
-        return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0))
+        fidelity = parse_fidelity(q.get("fidelity") or None)
+        if fidelity is not None and model not in self.cfg.fidelity:
+            raise ValueError(f"model {model} has no fidelity dial (no faithful endpoint)")
+        return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0), fidelity)
 
     async def create_job(self, request: Request) -> Response:
         if request.headers.get("x-tadsr") != "1":  # a cross-site form cannot set this header

@@ -15,11 +15,12 @@ DEFAULT_MAX_UPLOAD_MB = 100
 
 _DESCRIPTION = """\
 Start a local web page for upscaling: drop images on it, pick the model (the one-step
-student, or the teacher and its number of steps), the tile size, the colour fix and the
-seed, watch the queue position and progress, compare the result with bicubic, download the
-PNGs. The same Upscaler as `tadsr upscale` does the work, so a result equals what
-`tadsr upscale` writes with the same options. Jobs run one at a time; closing or cancelling
-a tab stops its job. Nothing is fetched from the internet.
+student, or the teacher and its number of steps), the fidelity <-> realism dial (as
+tadsr upscale --fidelity), the tile size, the colour fix and the seed, watch the queue
+position and progress, compare the result with bicubic, download the PNGs. The same
+Upscaler as `tadsr upscale` does the work, so a result equals what `tadsr upscale` writes
+with the same options. Jobs run one at a time; closing or cancelling a tab stops its job.
+Nothing is fetched from the internet.
 """
 
 _EPILOG = f"""\
@@ -102,6 +103,13 @@ def _models(default: str | None) -> tuple[dict[str, str | None], dict[str, str],
     return models, kinds, int(steps)
 
 
+def _dials(models: dict[str, str | None]) -> dict[str, float]:
+    """name -> default F of the models with a faithful endpoint (the page's slider)."""
+    from tadsr.inference.fidelity import default_fidelity, endpoint_for
+
+    return {n: default_fidelity(m) or 0.0 for n, m in models.items() if endpoint_for(m)}
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -152,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServeConfig(
         models=models,
         kinds=kinds,
+        fidelity=_dials(models),
         teacher_steps=teacher_steps,
         device=args.device,
         dtype=args.dtype,

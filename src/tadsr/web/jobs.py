@@ -44,6 +44,7 @@ class JobOptions:
     tile: int | None = None
     color_fix: str = "none"
     seed: int = 0
+    fidelity: float | str | None = None  # the dial's F or "auto" (None: the model's default)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Job:
     total: int = 0
     message: str | None = None
     note: str | None = None
+    fidelity: float | None = None  # the F the result was made with (a model with a dial)
     result: Path | None = None
     bicubic: Path | None = None
     last_seen: float = field(default_factory=time.monotonic)
@@ -139,7 +141,8 @@ class JobQueue:
             out = {"id": job.id, "name": job.name, "state": job.state}
             if job.state == QUEUED:
                 out["ahead"] = self._ahead(job)
-            out.update(done=job.done, total=job.total, message=job.message, note=job.note)
+            out.update(done=job.done, total=job.total, message=job.message, note=job.note,
+                       fidelity=job.fidelity)  # fmt: skip
             return out
 
     def cancel(self, job_id: str) -> bool:
@@ -203,12 +206,15 @@ class JobQueue:
 
     def _pipeline(self, name: str):
         """The loaded pipeline of a model name (loaded once; a failure is remembered)."""
+        from tadsr.inference.fidelity import endpoint_for
         from tadsr.pipeline import SRPipeline
 
         if name not in self._pipes and name not in self._load_errors:
+            # a model with a faithful endpoint is loaded with its dial, set per job
+            dial = "auto" if endpoint_for(self.models[name]) else None
             try:
                 self._pipes[name] = SRPipeline.from_pretrained(
-                    self.models[name], device=self.device, dtype=self.dtype
+                    self.models[name], device=self.device, dtype=self.dtype, fidelity=dial
                 )
             except Exception as exc:
                 self._load_errors[name] = f"cannot load model {name}: {one_line(exc)}"
@@ -234,6 +240,7 @@ class JobQueue:
                 color_fix=opts.color_fix,
                 steps=steps,
                 max_pixels=self.max_pixels,
+                fidelity=self._fidelity(opts, pipe),
             )
         except ValueError as exc:
             return ERROR, str(exc)
@@ -256,8 +263,17 @@ class JobQueue:
         bicubic = write_image(
             self.workdir / f"{job.id}-bicubic.png", Picture(_stack(planes), alpha)
         )
-        job.result, job.bicubic = result, bicubic
+        job.result, job.bicubic, job.fidelity = result, bicubic, up.last_fidelity
         return DONE, None
+
+    def _fidelity(self, opts: JobOptions, pipe) -> float | str | None:
+        """The job's F; a model with a dial and no F asked runs at its default (as the
+        command line does: the registry's default_fidelity, else 0, the model itself)."""
+        if pipe.dial is None or opts.fidelity is not None:
+            return opts.fidelity
+        from tadsr.inference.fidelity import default_fidelity
+
+        return default_fidelity(self.models[opts.model]) or 0.0
 
 
 class ModelError(Exception):

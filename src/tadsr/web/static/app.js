@@ -33,6 +33,8 @@ async function loadConfig() {
   $("#steps").max = config.teacher_steps;
   $("#steps").value = config.teacher_steps;
   model.addEventListener("change", syncSteps);
+  $("#fidelity").addEventListener("input", showFidelity);
+  $("#fidelity-auto").addEventListener("change", showFidelity);
   syncSteps();
   const px = config.max_pixels ? `, up to ${config.max_pixels.toLocaleString("en")} pixels` : "";
   $("#limits").textContent = `PNG, JPEG, WebP, BMP, TIFF; up to ${mb(config.max_upload_bytes)}${px}`;
@@ -41,6 +43,17 @@ async function loadConfig() {
 function syncSteps() {
   const m = config.models.find((x) => x.name === $("#model").value);
   $("#steps").disabled = !m || m.kind !== "teacher";
+  // the fidelity dial: for a model with a faithful endpoint, starting at its default
+  const dial = m && m.fidelity !== null && m.fidelity !== undefined;
+  $("#fidelity").disabled = $("#fidelity-auto").disabled = !dial;
+  if (dial) $("#fidelity").value = m.fidelity;
+  showFidelity();
+}
+
+function showFidelity() {
+  const auto = $("#fidelity-auto").checked;
+  $("#fidelity").disabled = auto || $("#fidelity-auto").disabled;
+  $("#fidelity-value").textContent = $("#fidelity-auto").disabled ? "-" : auto ? "auto" : (+$("#fidelity").value).toFixed(2);
 }
 
 function options() {
@@ -51,6 +64,9 @@ function options() {
     seed: $("#seed").value || "0",
   });
   if (!$("#steps").disabled) q.set("steps", $("#steps").value);
+  if (!$("#fidelity-auto").disabled) {
+    q.set("fidelity", $("#fidelity-auto").checked ? "auto" : $("#fidelity").value);
+  }
   return q;
 }
 
@@ -130,7 +146,7 @@ async function poll() {
       setState(card, st.total ? `upscaling: ${st.done} of ${st.total} ${st.total > 1 ? "steps" : "step"}` : "loading the model...");
     } else {
       active.delete(id);
-      if (st.state === "done") showResult(card, id);
+      if (st.state === "done") showResult(card, id, st.fidelity);
       else if (st.state === "cancelled") { card.classList.add("finished"); setState(card, st.message || "cancelled"); }
       else fail(card, st.message);
     }
@@ -138,10 +154,13 @@ async function poll() {
   setTimeout(poll, 400);
 }
 
-function showResult(card, id) {
+function showResult(card, id, fidelity) {
   card.classList.add("finished");
   card.classList.add("done");
   setState(card, "done");
+  const dial = $(".fidelity", card);
+  dial.textContent = `fidelity ${fidelity}`;
+  dial.hidden = fidelity === null || fidelity === undefined;
   finished.push(id);
   $("#zip").disabled = false;
   const result = $(".result", card);
