@@ -5,7 +5,10 @@ The student and the teacher stay frozen; only the discriminator of the distillat
 (`--set disc_kind=pixel`, `disc_t_max`, `disc_lr`, `disc_noise`, ...) is updated, on the
 run's training crops, for `--steps` updates of batch `run.batch_size`. Every `--every`
 updates it prints one JSON line: the step, the hinge loss, `auc_t{k}`, `auc_best` and
-`auc_laplacian` on `--probe` held-out crops (`tadsr.train.disc_probe`).
+`auc_laplacian` on `--probe` held-out crops (`tadsr.train.disc_probe`), and on one training
+batch the generator's gradient on the student's output: `g_over_reg`, the norm of the
+gradient of L_G over that of L_reg (teacher target), and `g_cos_hr`, the cosine of -grad L_G
+with (x0_gt - x0_hat): positive when the adversarial step moves the output towards HR.
 
     python benchmarks/disc_auc.py --teacher tadsr-small-teacher --student tadsr-small \
         --set disc_kind=pixel --set disc_t_max=3 --steps 300
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(args.steps + 1):
         if step % args.every == 0:
             row = {"step": step, **probe_discriminator(obj, student, args.probe)}
+            row.update(_gradients(obj, student, next(iter(obj.batches(0, d)))))
             row["seconds"] = round(time.time() - t0, 1)
             print(
                 json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
@@ -89,6 +93,28 @@ def main(argv: list[str] | None = None) -> int:
                 t_d, n_d = obj.disc_draw(y, g)
                 obj.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)
     return 0
+
+
+def _gradients(obj, student, batch) -> dict[str, float]:
+    from tadsr.diffusion import Denoiser
+    from tadsr.losses import g_hinge_loss, regression_loss
+    from tadsr.train.batches import latents
+
+    hr, lq, eps, zt, _ = batch
+    process = obj.teacher.process
+    x0_gt, y = latents(obj.teacher.codec, hr, lq, obj.teacher.scale)
+    with torch.no_grad():
+        x0 = Denoiser(student, process)(process.prior_sample(y, eps), process.last_t, lq)
+    x0 = x0.clone().requires_grad_(True)
+    g_reg = torch.autograd.grad(regression_loss(x0, zt), x0)[0]
+    g = torch.Generator().manual_seed(0)
+    t_d, n_d = obj.disc_draw(y, g)
+    feats = obj.disc_inputs(process.q_sample(x0, y, t_d, n_d), t_d, lq)
+    g_gan = torch.autograd.grad(g_hinge_loss(obj.disc(feats, t_d)), x0)[0]
+    cos = torch.nn.functional.cosine_similarity(
+        -g_gan.flatten(), (x0_gt - x0).detach().flatten(), 0
+    )
+    return {"g_over_reg": float(g_gan.norm() / g_reg.norm()), "g_cos_hr": float(cos)}
 
 
 if __name__ == "__main__":
