@@ -138,7 +138,9 @@ class DistillConfig:
     # (a time-aware patch discriminator on the decoded x_t at full resolution)
     disc_kind: str = "encoder"
     disc_t_max: int = 0  # t_d uniform in {0 .. disc_t_max - 1}; 0 = the paper's {0 .. T-2}
-    disc_noise: str = "gaussian"  # the noise of q(x_t | x0) for D: gaussian | uniform (official)
+    # the noise of q(x_t | x0) that D sees: gaussian | uniform (the official code's U[0, 1),
+    # about 3.5x less spread) | none (x_t without noise: with disc_t_max 1, D judges x0 itself)
+    disc_noise: str = "gaussian"
     disc_steps: int = 1  # discriminator updates per micro-batch
     disc_probe: int = 32  # held-out crops for the discriminator's AUC at each validation
     teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples
@@ -343,7 +345,7 @@ CHOICES = {
     "hfsd_reference": ("teacher", "hr", "noise"),
     "hfsd_noise": ("gaussian", "uniform"),
     "disc_kind": ("encoder", "pixel"),
-    "disc_noise": ("gaussian", "uniform"),
+    "disc_noise": ("gaussian", "uniform", "none"),
 }
 
 

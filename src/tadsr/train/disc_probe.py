@@ -63,6 +63,8 @@ def probe_discriminator(obj, student, n: int) -> dict[str, float]:
     """`auc_t{k}` for each t_d the discriminator trains on, `auc_best` (their maximum) and
     `auc_laplacian` (the fixed baseline) on `n` held-out crops. `obj` is a
     `DistillObjective` (teacher, discriminator, config)."""
+    from tadsr.train.distill import disc_noise
+
     teacher, cfg, disc = obj.teacher, obj.cfg, obj.disc
     if getattr(obj, "_probe", None) is None:
         obj._probe = probe_samples(cfg, obj.degradation, teacher.codec, n)
@@ -87,8 +89,7 @@ def probe_discriminator(obj, student, n: int) -> dict[str, float]:
     try:
         for t in range(max(hi, 1)):
             g = torch.Generator().manual_seed(1000 + t)
-            draw = torch.rand if cfg.disc_noise == "uniform" else torch.randn
-            noise = draw(y.shape, generator=g).to(device)
+            noise = disc_noise(cfg.disc_noise, y.shape, g).to(device)
             t_d = torch.full((y.shape[0],), t, dtype=torch.long, device=device)
             scores = []
             for x0 in (x0_gt, x0_hat):

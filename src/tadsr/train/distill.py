@@ -156,8 +156,7 @@ class DistillObjective:
         last = self.teacher.process.last_t
         hi = min(self.cfg.disc_t_max, last) if self.cfg.disc_t_max else last
         t_d = torch.randint(0, max(hi, 1), (y.shape[0],), generator=g).to(y.device)
-        draw = torch.rand if self.cfg.disc_noise == "uniform" else torch.randn
-        return t_d, draw(y.shape, generator=g).to(y.device)
+        return t_d, disc_noise(self.cfg.disc_noise, y.shape, g).to(y.device)
 
     def disc_inputs(self, x_t, t_d, lq) -> list:
         """What the discriminator reads at x_t: the teacher encoder's maps, or the decoded
@@ -267,6 +266,13 @@ def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
 def _save_atomic(obj, path: Path) -> None:
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
+
+
+def disc_noise(kind: str, shape, g: torch.Generator) -> torch.Tensor:
+    """The noise of the discriminator's q(x_t | x0): N(0, 1), U[0, 1) or none."""
+    if kind == "none":
+        return torch.zeros(shape)
+    return (torch.rand if kind == "uniform" else torch.randn)(shape, generator=g)
 
 
 def disc_update(read, dnet, d_opt, process, x0_gt, x0_fake, y, t_d, n_d):
