@@ -304,6 +304,8 @@ def run_eval(args: argparse.Namespace) -> int:
         **result,
     }
     _print_table(result, args.quiet)
+    for line in result["failed"]:
+        print(f"tadsr eval: error: {line}", file=sys.stderr)
     for name, why in result["unavailable"].items():
         more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
         print(f"tadsr eval: {name} n/a for {len(why)} image(s): {why[0]}{more}", file=sys.stderr)
@@ -313,7 +315,7 @@ def run_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"tadsr eval: error: cannot write {args.json_path}: {exc}", file=sys.stderr)
             return 1
-    return 0
+    return 1 if result["failed"] else 0
 
 
 _LEARNED = ("lpips", "dists", "clipiqa", "clip_iqa", "musiq", "maniqa")

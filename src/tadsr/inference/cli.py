@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tadsr.inference.core import UpscaleOptions
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
-from tadsr.utils.files import IMAGE_SUFFIXES, list_images, one_line
+from tadsr.utils.files import IMAGE_SUFFIXES, file_problem, list_images, one_line
 
 PROG = "tadsr upscale"
 
@@ -196,7 +196,8 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         elif path.exists():
             found = [path]
         else:
-            errors.append(f"{path}: no such file or folder")
+            why = file_problem(path) or "no such file or folder"  # a loop is not "missing"
+            errors.append(f"{path}: {'no such file or folder' if why == 'no such file' else why}")
             continue
         for p in found:
             key = os.path.realpath(p)
