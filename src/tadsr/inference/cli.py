@@ -133,6 +133,8 @@ def _register_export(subparsers) -> None:
     e.add_argument("model", metavar="MODEL", help="bundled model name or .safetensors file")
     e.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
     e.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file that is "
+                   "not an export of ours (never the input model)")  # fmt: skip
     e.set_defaults(func=run_export)
 
 
@@ -144,11 +146,23 @@ def run_export(args: argparse.Namespace) -> int:
         print("tadsr export: error: needs the onnx package (pip install 'tadsr[onnx]')",
               file=sys.stderr)  # fmt: skip
         return 1
-    from tadsr.inference.onnx_export import export_onnx
+    from tadsr.inference.onnx_export import export_onnx, output_problem
 
     try:
+        problem = output_problem(args.model, args.output, overwrite=args.overwrite)
+        if problem:  # said before anything is written, naming the output
+            print(f"tadsr export: error: {problem}", file=sys.stderr)
+            return 1
         out, meta = export_onnx(args.model, args.output)
-    except Exception as exc:  # CheckpointError, ValueError (a teacher), OSError: one line
+    except OSError as exc:
+        if Path(args.output).name not in str(exc.filename or ""):
+            print(f"tadsr export: error: {args.model}: {one_line(exc)}", file=sys.stderr)
+            return 1
+        # writing the output (or its hidden temporary beside it): name the output
+        print(f"tadsr export: error: cannot write {args.output}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except Exception as exc:  # CheckpointError, ValueError (a teacher): one line
         msg = one_line(exc)
         msg = msg if args.model in msg else f"{args.model}: {msg}"
         print(f"tadsr export: error: {msg}", file=sys.stderr)
