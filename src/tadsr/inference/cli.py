@@ -367,6 +367,14 @@ def _prepare_outdir(outdir: Path) -> bool:
     return True
 
 
+def _cannot_load(model: str | None, exc: BaseException) -> str:
+    """'cannot load model NAME: reason', naming the model once (most reasons start with it)."""
+    msg = one_line(exc)
+    if model and msg.startswith(model):
+        return f"cannot load model {msg}"
+    return f"cannot load model {model or 'the bundled student'}: {msg}"
+
+
 def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.cli import UsageError
 
@@ -376,16 +384,14 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
         try:
             return OnnxUpscaler(cached_onnx(args.model), **vars(_options(args)))
         except Exception as exc:  # a bad file, a teacher, a failed export: one line
-            name = args.model or "the bundled student"
-            print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
+            print(f"{PROG}: error: {_cannot_load(args.model, exc)}", file=sys.stderr)
             return None
     from tadsr.inference.upscaler import Upscaler
 
     try:
         pipe = load_pipeline(args.model, args.autoencoder, device, dtype)
     except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
-        name = args.model or "the bundled student"
-        print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {_cannot_load(args.model, exc)}", file=sys.stderr)
         return None
     try:
         return Upscaler(pipe, **vars(_options(args)))

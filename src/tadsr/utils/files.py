@@ -61,6 +61,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove this user's folders `PARENT/PREFIX<pid>-*` whose process is gone (a server
+    killed without its clean-up); returns those removed."""
+    import shutil
+
+    removed = []
+    for folder in Path(parent).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        try:
+            st = folder.lstat()
+        except OSError:
+            continue
+        if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        if int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def temporary_name(path: Path) -> Path:
     """`.NAME.<pid>.tmp` beside `path`: hidden, and named by its process, so a later run can
     tell a stale temporary (its process is gone) from one being written."""
