@@ -148,3 +148,30 @@ def test_usage_errors_through_python_dash_m():
     assert out.stderr.strip() == (
         "tadsr train: error: RunConfig setting 'iterations' must be a whole number, got 'abc'"
     )
+
+
+_EARLY_SIGINT = """
+import os, signal, sys
+delay = float(sys.argv.pop(1))
+from tadsr.cli import entry  # what the console script does before it calls entry()
+signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+signal.setitimer(signal.ITIMER_REAL, delay)  # (a timer thread would take longer to start)
+entry()
+"""
+
+
+def test_ctrl_c_in_the_first_moments_of_a_command_is_130_without_traceback(tmp_path):
+    """The signal can come while the entry module sets up, builds the parser or imports
+    numpy and torch: always exit 130 with one line."""
+    assert "argparse" not in subprocess.run(
+        [sys.executable, "-c", "import sys, tadsr.cli; print(sorted(sys.modules))"],
+        capture_output=True, text=True).stdout  # nothing but the handler's needs at import
+    Image.new("RGB", (64, 64), (90, 140, 200)).save(tmp_path / "in.png")
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    for delay in (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.12, 0.2, 0.4):
+        cmd = [sys.executable, "-c", _EARLY_SIGINT, str(delay), "upscale", str(tmp_path / "in.png"),
+               "-o", str(tmp_path / "out"), "-q"]  # fmt: skip
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                           preexec_fn=default_sigint)  # fmt: skip
+        assert p.returncode == 130, (delay, p.returncode, p.stderr[-2000:])
+        assert p.stderr.strip() == "tadsr: interrupted", (delay, p.stderr[-2000:])

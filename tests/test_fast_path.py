@@ -204,6 +204,7 @@ def test_openmp_threads_spin_only_for_inference_on_an_idle_machine(command, runn
             f"builtins.open = lambda f, *a, **k: io.StringIO('0.1 0.1 0.1 {running}/90 1') "
             f"if f == '/proc/loadavg' else real_open(f, *a, **k); "
             f"import os, sys; sys.argv = ['tadsr', {command!r}]; import tadsr.cli; "
+            "tadsr.cli.set_openmp_policy(sys.argv[1:]); "
             "print(os.environ.get('OMP_WAIT_POLICY'))")  # fmt: skip
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert p.stdout.strip() == str(expected), p.stderr
