@@ -149,7 +149,6 @@ def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
 def describe_file(path: str | Path) -> dict[str, Any]:
     """Everything `tadsr info` prints, as a dict. Raises CheckpointError for a bad file."""
     from tadsr.checkpoints.header import read_metadata
-
     from tadsr.utils.files import file_problem
 
     path = Path(path)

@@ -9,6 +9,7 @@ inputs i with i % WORLD_SIZE == RANK of the sorted list and LOCAL_RANK picks its
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,7 +19,13 @@ from pathlib import Path
 
 from tadsr.inference.core import UpscaleOptions
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
-from tadsr.utils.files import IMAGE_SUFFIXES, file_problem, list_images, one_line
+from tadsr.utils.files import (
+    IMAGE_SUFFIXES,
+    file_problem,
+    list_images,
+    one_line,
+    remove_stale_temporaries,
+)
 
 PROG = "tadsr upscale"
 
@@ -247,20 +254,6 @@ def _tag(outscale: float | None) -> str:
     return f"x{outscale:g}" if outscale is not None else "x4"
 
 
-def _remove_stale_temporaries(outdir: Path) -> None:
-    """Delete `.NAME.<pid>.tmp` files left by a killed run (their process is gone)."""
-    for tmp in outdir.glob(".*.tmp") if outdir.is_dir() else ():
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 # --------------------------------------------------------------------------- running
 def _say(msg: str) -> None:
     from tqdm import tqdm
@@ -304,13 +297,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {line}", file=sys.stderr)
     outdir = Path(args.output)
     jobs = plan_jobs(files, outdir, _tag(args.outscale))[rank::world]
+    made_outdir = not outdir.exists()  # removed again if this run writes nothing into it
     if files or not errors:
         if not _prepare_outdir(outdir):
             return 1
     for job in jobs:
         if job.note and not args.quiet:
             print(f"{PROG}: note: {job.note}", file=sys.stderr)
-    _remove_stale_temporaries(outdir)
+    remove_stale_temporaries(outdir)  # `.NAME.<pid>.tmp` files of a killed run
     todo = [j for j in jobs if args.overwrite or not is_complete_image(j.dst)]
     skipped = len(jobs) - len(todo)
     failed = len(errors) if rank == 0 else 0
@@ -318,6 +312,9 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         written, f, model_ok = _process(args, todo, device, dtype)
         failed += f
+        if made_outdir and not written:  # a failed run leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                outdir.rmdir()
         if not model_ok:
             return 1
     if not args.quiet:
@@ -354,6 +351,9 @@ def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _prepare_outdir(outdir: Path) -> bool:
+    if outdir.exists() and not outdir.is_dir():
+        print(f"{PROG}: error: output folder {outdir} is a file, not a folder", file=sys.stderr)
+        return False
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=outdir):

@@ -81,6 +81,16 @@ def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> list[Path]:
     return removed
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete `.NAME.<pid>.tmp` files (`temporary_name`) left in `folder` by a killed
+    process (its pid is gone); those of running processes stay."""
+    folder = Path(folder)
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def temporary_name(path: Path) -> Path:
     """`.NAME.<pid>.tmp` beside `path`: hidden, and named by its process, so a later run can
     tell a stale temporary (its process is gone) from one being written."""
