@@ -59,7 +59,7 @@ def test_data_commands_that_make_nothing_fail(tmp_path, capsys):
     Image.new("RGB", (40, 40), "red").save(src / "a.png")
     assert main(["data", "photos", "--from-folder", str(src), "--out", str(tmp_path / "p"),
                  "--no-progress"]) == 1  # fmt: skip
-    assert "no usable photo" in capsys.readouterr().err
+    assert f"no usable photo in {src}" in capsys.readouterr().err  # the source, not --out
     Image.new("RGB", (64, 64), "red").save(src / "b.png")
     args = ["data", "pairs", "--hr", str(src), "--out", str(tmp_path / "q"), "--split", "all"]
     assert main([*args, "--scale", "0"]) == 2
@@ -205,9 +205,6 @@ def test_messages_name_the_right_thing(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     Image.new("RGB", (40, 40), "red").save(src / "a.png")
-    assert main(["data", "photos", "--from-folder", str(src), "--out", str(tmp_path / "ph"),
-                 "--no-progress"]) == 1  # fmt: skip
-    assert f"no usable photo in {src}" in capsys.readouterr().err
     (tmp_path / "afile.txt").write_text("x")
     with pytest.raises(SystemExit) as exc:
         main(["train", "teacher", "--config", "tiny", "--device", "cpu",

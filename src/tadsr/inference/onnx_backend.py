@@ -18,7 +18,6 @@ resized with Pillow's bicubic filter. --outscale and --color-fix need the torch 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 from tadsr.inference.core import RowWriter, UpscaleOptions
 from tadsr.inference.imageio import Picture, read_image, write_image
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+from tadsr.utils.files import sha256_file
 
 __all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"]
 
@@ -171,14 +171,6 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "tadsr"
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cache_entry_ok(out: Path) -> bool:
     """Whether a cached export is whole: its size and SHA-256 are those recorded beside it
     (OUT.json) when it was written; a cut or changed file, or no record, is not."""
@@ -187,7 +179,7 @@ def _cache_entry_ok(out: Path) -> bool:
     try:
         record = json.loads(out.with_name(out.name + ".json").read_text())
         return (out.stat().st_size == record["size"]
-                and _file_digest(out) == record["sha256"])  # fmt: skip
+                and sha256_file(out) == record["sha256"])  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -212,7 +204,7 @@ def cached_onnx(model: str | None, *, warn=_warn) -> Path:
     path = resolve_model(model)
     if path.suffix.lower() == ".onnx":
         return path
-    digest = _file_digest(path)[:16]
+    digest = sha256_file(path)[:16]
     name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
     out = cache_dir() / "onnx" / name
     if _cache_entry_ok(out):
@@ -243,7 +235,7 @@ def cached_onnx(model: str | None, *, warn=_warn) -> Path:
         export_onnx(str(path), out)
         return out
     export_onnx(str(path), out)
-    record = {"size": out.stat().st_size, "sha256": _file_digest(out)}
+    record = {"size": out.stat().st_size, "sha256": sha256_file(out)}
     with atomic_write(out.with_name(out.name + ".json")) as tmp:
         tmp.write_text(json.dumps(record) + "\n")
     return out

@@ -91,6 +91,17 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex (read 1 MiB at a time)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def temporary_name(path: Path) -> Path:
     """`.NAME.<pid>.tmp` beside `path`: hidden, and named by its process, so a later run can
     tell a stale temporary (its process is gone) from one being written."""
