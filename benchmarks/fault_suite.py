@@ -1,8 +1,9 @@
 """Bad inputs and faults against the `tadsr` command, each run as a user would run it.
 
 For every case: the exit status (against the one expected), whether stderr holds a Python
-traceback, whether any input file changed (sha256 before and after) and whether a partial or
-temporary file was left in an output folder. Prints one line per case and the totals.
+traceback, whether any input file changed (sha256 before and after), whether a partial or
+temporary file was left in an output folder or a tadsr-* folder in $TMPDIR, and whether it
+hung (every case runs under a timeout). Prints one line per case and the totals.
 
     python benchmarks/fault_suite.py [--keep DIR]
 
@@ -71,6 +72,21 @@ def _inputs(d: Path) -> Path:
     photos = src / "photos"
     photos.mkdir()
     Image.fromarray(data.astronaut()).save(photos / "a.png")
+    # part two (issue 22): export over its input, models that are no models, bad headers
+    bundled = Path(__import__("tadsr").__file__).parent / "models" / "tadsr-small.safetensors"
+    shutil.copy(bundled, src / "m.safetensors")
+    (src / "link.onnx").symlink_to("m.safetensors")
+    import os
+
+    os.link(src / "m.safetensors", src / "hard.onnx")
+    os.mkfifo(src / "fifo.safetensors")
+    (src / "random.pth").write_bytes(bytes(range(256)) * 8)
+    header = b'{"a": ' + b"[" * (1 << 20)
+    (src / "garbage_header.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    mixed = src / "mixed"
+    mixed.mkdir()
+    Image.fromarray(photo).save(mixed / "a.png")
+    (mixed / "zero.png").write_bytes(b"")
     return src
 
 
@@ -191,12 +207,139 @@ def cases(src: Path, out: Path) -> list[tuple[str, list[str], set[int]]]:
         ("upscale: float TIFF", [*up, o + "/up5", str(src / "float.tif")], {0}),
         ("upscale: animated GIF", [*up, o + "/up6", str(src / "anim.gif")], {0}),
         ("version", ["--version"], {0}),
-    ]
+        # part two: export, serve, bench, info, data, eval, upscale -o
+        *[(f"export: -o its input ({n})", ["export", str(src / "m.safetensors"), "-o",
+           str(src / n)], {1}) for n in ("m.safetensors", "link.onnx", "hard.onnx")],
+        ("export: -o a foreign file", ["export", "tadsr-small", "-o", str(src / "notes.pth")],
+         {1}),
+        ("export: -o missing folder", ["export", "tadsr-small", "-o", o + "/no/x.onnx"], {1}),
+        ("export: -o a FIFO model", ["export", str(src / "fifo.safetensors"), "-o",
+                                     o + "/f.onnx"], {1}),
+        ("serve: --model random.pth", ["serve", "--port", "0", "--model",
+                                       str(src / "random.pth")], {1}),
+        ("serve: --model FIFO", ["serve", "--port", "0", "--model",
+                                 str(src / "fifo.safetensors")], {1}),
+        ("serve: --max-upload-mb nan", ["serve", "--max-upload-mb", "nan"], {2}),
+        ("serve: --max-upload-mb inf", ["serve", "--max-upload-mb", "inf"], {2}),
+        ("bench: --student FIFO", ["bench", "--parts", "teacher", "--student",
+                                   str(src / "fifo.safetensors")], {1}),
+        ("bench: --json DIR", ["bench", "--parts", "startup", "--json", o], {2}),
+        ("bench: --size 60000x60000", ["bench", "--size", "60000x60000"], {2}),
+        ("bench: --threads -3", ["bench", "--threads", "-3"], {2}),
+        ("bench: --teacher-steps 0", ["bench", "--teacher-steps", "0"], {2}),
+        ("bench: --teacher-steps 1000", ["bench", "--parts", "teacher", "--size", "16x16",
+                                         "--repeats", "1", "--teacher-steps", "1000"], {2}),
+        ("bench: --device cuda:9", ["bench", "--device", "cuda:9"], {2}),
+        ("bench: --image DIR", ["bench", "--parts", "path", "--image", o], {2}),
+        ("bench: path on a bad image", ["bench", "--parts", "path", "--repeats", "1",
+                                        "--image", str(src / "text.png")], {1}),
+        ("info: nested header", ["info", str(src / "garbage_header.safetensors")], {1}),
+        ("info: nested header --json", ["info", "--json",
+                                        str(src / "garbage_header.safetensors")], {1}),
+        ("info: FIFO", ["info", str(src / "fifo.safetensors")], {1}),
+        ("info: /dev/zero", ["info", "/dev/zero"], {1}),
+        ("data pairs: --size 65", ["data", "pairs", "--hr", str(src / "small"), "--out",
+                                   o + "/p65", "--size", "65"], {2}),
+        ("eval: one 0-byte image", ["eval", "--sr", str(src / "mixed"), "--metrics",
+                                    "brisque"], {1}),
+        ("upscale: -o a file", [*up, str(src / "notes.pth"), str(src / "good.png")], {1}),
+        ("upscale: --model nested header", [*up, o + "/up7", str(src / "good.png"), "--model",
+                                            str(src / "garbage_header.safetensors")], {1}),
+    ]  # fmt: skip
 
 
-def run_case(args: list[str], timeout: float = 600) -> tuple[int, str]:
-    p = subprocess.run([*TADSR, *args], capture_output=True, text=True, timeout=timeout)
+CASE_TIMEOUT = 300  # seconds; a case still running then is a hang
+
+
+def run_case(args: list[str], timeout: float = CASE_TIMEOUT) -> tuple[int, str]:
+    p = subprocess.run([*TADSR, *args], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
     return p.returncode, p.stderr
+
+
+def _sigint_group_after(args: list[str], ready, timeout: float = CASE_TIMEOUT):
+    """Start `tadsr ARGS` in its own process group, wait for `ready(proc)`, send the group a
+    Ctrl-C (SIGINT), as a terminal does; (exit status, stderr). Any child left is a fault."""
+    import os
+
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    p = subprocess.Popen([*TADSR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
+    try:
+        ready(p)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    deadline = time.monotonic() + 10  # the group must empty (a resource tracker ends at
+    while time.monotonic() < deadline:  # its pipe's end, a moment after its parent)
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            return p.returncode, err
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)
+    return -1, err + "\nleft a process of its group running"
+
+
+def bench_ctrl_c() -> tuple[int, str]:
+    return _sigint_group_after(["bench", "--parts", "teacher", "--size", "64x64", "--repeats",
+                                "200", "--threads", "1"], lambda p: time.sleep(6))  # fmt: skip
+
+
+def serve_over_http(src: Path) -> tuple[int, str]:
+    """A real server: an upload, its result zipped with its id 300 times (one entry), 101 ids
+    (refused), a cancel without the X-Tadsr header (refused), then Ctrl-C (130)."""
+    import http.client
+    import json
+    import re
+
+    problems: list[str] = []
+
+    def ready(p) -> None:
+        line = p.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if m is None:
+            problems.append(f"no address printed: {line!r}")
+            return
+        port = int(m.group(1))
+
+        def request(method, path, body=None, headers=None):
+            for _ in range(100):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    c.request(method, path, body=body, headers=headers or {})
+                    r = c.getresponse()
+                    return r.status, dict(r.getheaders()), r.read()
+                except ConnectionRefusedError:
+                    time.sleep(0.1)
+            raise RuntimeError("server never answered")
+
+        status, _, body = request("POST", "/api/jobs?name=good.png",
+                                  (src / "good.png").read_bytes(), {"X-Tadsr": "1"})
+        job = json.loads(body)["id"]
+        for _ in range(600):
+            state = json.loads(request("GET", f"/api/jobs/{job}")[2])["state"]
+            if state not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        if state != "done":
+            problems.append(f"job ended {state}")
+        status, headers, body = request("GET", "/api/results.zip?ids=" + ",".join([job] * 300))
+        if status != 200 or len(body) > 2_000_000:
+            problems.append(f"zip of one id x300: status {status}, {len(body)} bytes")
+        many = ",".join(f"{i:032x}" for i in range(101))
+        if request("GET", f"/api/results.zip?ids={many}")[0] != 400:
+            problems.append("101 ids not refused")
+        if request("POST", f"/api/jobs/{job}/cancel")[0] != 403:
+            problems.append("cancel without X-Tadsr not refused")
+
+    code, err = _sigint_group_after(["serve", "--port", "0"], ready)
+    if problems:
+        return -1, err + "\n" + "; ".join(problems)
+    return code, err
 
 
 def ctrl_c() -> tuple[int, str]:
@@ -222,20 +365,37 @@ def main() -> int:
     src, out = _inputs(work), work / "out"
     out.mkdir()
     before = _sha(src)
-    totals = {"cases": 0, "wrong exit": 0, "tracebacks": 0, "inputs changed": 0, "partial": 0}
+    totals = {"cases": 0, "wrong exit": 0, "tracebacks": 0, "inputs changed": 0, "partial": 0,
+              "leftover": 0, "hangs": 0}  # fmt: skip
     todo = [(n, (lambda a=a: run_case(a)), ok) for n, a, ok in cases(src, out)]
     todo.append(("Ctrl-C during start-up", ctrl_c, {130}))
+    todo.append(("bench: Ctrl-C to its process group", bench_ctrl_c, {130}))
+    todo.append(("serve: over HTTP, then Ctrl-C", lambda: serve_over_http(src), {130}))
+    # every command's temporary files go under this folder: none may stay after a case
+    import os
+
+    tmp = work / "tmp"
+    tmp.mkdir()
+    os.environ["TMPDIR"] = str(tmp)
     for name, fn, ok in todo:
-        code, err = fn()
+        try:
+            code, err = fn()
+        except subprocess.TimeoutExpired:
+            code, err = -9, f"still running after {CASE_TIMEOUT} s"
+            totals["hangs"] += 1
         tb = "Traceback" in err
         changed = _sha(src) != before
         partial = [p.name for p in out.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+        left = [p.name for p in tmp.iterdir() if p.name.startswith("tadsr-")]
+        for p in tmp.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
         totals["cases"] += 1
         totals["wrong exit"] += code not in ok
         totals["tracebacks"] += tb
         totals["inputs changed"] += changed
         totals["partial"] += bool(partial)
-        flag = "ok " if code in ok and not (tb or changed or partial) else "BAD"
+        totals["leftover"] += bool(left)
+        flag = "ok " if code in ok and not (tb or changed or partial or left) else "BAD"
         line = (err.strip().splitlines() or [""])[-1][:110]
         print(f"{flag} {name:36s} exit {code:3d}  {line}", flush=True)
         before = _sha(src)

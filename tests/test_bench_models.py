@@ -162,3 +162,150 @@ def test_bench_measure_returns_when_its_child_dies():
     t.join(timeout=30)
     assert not t.is_alive(), "measure() still waiting on a dead child"
     assert "died" in out.get("error", "")
+
+
+def _descendants(pid: int) -> list[int]:
+    """All processes below `pid` (Linux /proc)."""
+    from pathlib import Path
+
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pids: list[int]) -> list[int]:
+    import os
+
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+        except OSError:
+            pass
+    return alive if os.name == "posix" else []
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(next(ln for ln in f if ln.startswith("VmRSS:")).split()[1])
+    except (OSError, StopIteration):
+        return 0
+
+
+def _start_long_bench(out=None):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tadsr.cli", "bench", "--parts", "teacher", "--size", "64x64",
+         "--repeats", "500", "--threads", "1"],
+        stdout=out or subprocess.PIPE, stderr=out or subprocess.PIPE, text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:  # child + tracker
+        time.sleep(0.1)
+    kids = _descendants(proc.pid)
+    while time.monotonic() < deadline:  # the child has imported torch and loaded the model
+        rss = [_rss_kb(k) for k in kids]
+        if max(rss, default=0) > 200_000:
+            break
+        time.sleep(0.2)
+    assert kids, "bench started no measuring process"
+    return proc, kids
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="uses /proc")
+def test_bench_children_die_with_a_killed_parent():
+    import os
+    import signal
+    import time
+
+    _bundled()
+    import subprocess
+
+    # no pipes: waiting for their end would wait for the orphans too
+    proc, kids = _start_long_bench(subprocess.DEVNULL)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while _alive(kids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _alive(kids)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "measuring process or resource tracker outlived its parent"
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="uses /proc")
+def test_bench_stops_on_ctrl_c_to_its_process_group():
+    import os
+    import signal
+    import time
+
+    _bundled()
+    proc, kids = _start_long_bench()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    deadline = time.monotonic() + 20
+    while _alive(kids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(kids) == []
+
+
+def test_bench_argument_errors_are_usage_errors_before_any_work(tmp_path, capsys):
+    from tadsr.cli import main
+
+    cases = [(["--json", str(tmp_path)], "is a folder"),
+             (["--size", "60000x60000"], "exceeds the limit"),
+             (["--threads", "-3"], "--threads must be >= 0"),
+             (["--teacher-steps", "0"], "--teacher-steps must be >= 1"),
+             (["--device", "cuda:7"], "--device: "),
+             (["--image", str(tmp_path), "--parts", "path"], "is a folder, not a file")]
+    for args, words in cases:
+        assert main(["bench", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+
+
+def test_bench_teacher_steps_over_the_schedule_is_a_usage_error(capsys):
+    _bundled()
+    assert main(["bench", "--parts", "teacher", "--size", "16x16", "--repeats", "1",
+                 "--teacher-steps", "1000"]) == 2  # fmt: skip
+    assert "trained with 15 steps" in capsys.readouterr().err
+
+
+def test_bench_names_a_fifo_model_without_opening_it(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "m.safetensors")
+    assert main(["bench", "--parts", "teacher", "--student", str(tmp_path / "m.safetensors")]) == 1
+    assert "is a FIFO (named pipe), not a file" in capsys.readouterr().err
+
+
+def test_a_failed_path_measurement_leaves_no_temporary_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.png").write_text("not an image\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.run([sys.executable, "-m", "tadsr.cli", "bench", "--parts", "path", "--image",
+                        str(tmp_path / "bad.png"), "--repeats", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert list(tmp_path.glob("tadsr-bench-*")) == []

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 import tadsr
@@ -58,7 +59,7 @@ def test_data_commands_that_make_nothing_fail(tmp_path, capsys):
     Image.new("RGB", (40, 40), "red").save(src / "a.png")
     assert main(["data", "photos", "--from-folder", str(src), "--out", str(tmp_path / "p"),
                  "--no-progress"]) == 1  # fmt: skip
-    assert "no usable photo" in capsys.readouterr().err
+    assert f"no usable photo in {src}" in capsys.readouterr().err  # the source, not --out
     Image.new("RGB", (64, 64), "red").save(src / "b.png")
     args = ["data", "pairs", "--hr", str(src), "--out", str(tmp_path / "q"), "--split", "all"]
     assert main([*args, "--scale", "0"]) == 2
@@ -148,3 +149,140 @@ def test_usage_errors_through_python_dash_m():
     assert out.stderr.strip() == (
         "tadsr train: error: RunConfig setting 'iterations' must be a whole number, got 'abc'"
     )
+
+
+_EARLY_SIGINT = """
+import os, signal, sys
+delay = float(sys.argv.pop(1))
+from tadsr.cli import entry  # what the console script does before it calls entry()
+signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+signal.setitimer(signal.ITIMER_REAL, delay)  # (a timer thread would take longer to start)
+entry()
+"""
+
+
+def test_ctrl_c_in_the_first_moments_of_a_command_is_130_without_traceback(tmp_path):
+    """The signal can come while the entry module sets up, builds the parser or imports
+    numpy and torch: always exit 130 with one line."""
+    assert "argparse" not in subprocess.run(
+        [sys.executable, "-c", "import sys, tadsr.cli; print(sorted(sys.modules))"],
+        capture_output=True, text=True).stdout  # nothing but the handler's needs at import
+    Image.new("RGB", (64, 64), (90, 140, 200)).save(tmp_path / "in.png")
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    for delay in (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.12, 0.2, 0.4):
+        cmd = [sys.executable, "-c", _EARLY_SIGINT, str(delay), "upscale", str(tmp_path / "in.png"),
+               "-o", str(tmp_path / "out"), "-q"]  # fmt: skip
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                           preexec_fn=default_sigint)  # fmt: skip
+        assert p.returncode == 130, (delay, p.returncode, p.stderr[-2000:])
+        assert p.stderr.strip() == "tadsr: interrupted", (delay, p.stderr[-2000:])
+
+
+def test_data_pairs_size_not_a_multiple_is_a_usage_error_and_a_bad_file_skips(tmp_path, capsys):
+    from tadsr.cli import main
+
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for name, colour in (("a", "red"), ("c", "blue")):
+        Image.new("RGB", (80, 80), colour).save(hr / f"{name}.png")
+    Image.new("1", (20000, 20000)).save(hr / "b.png")  # 400 MP: a decompression bomb
+    (hr / "d.png").write_bytes(b"x")
+    base = ["data", "pairs", "--hr", str(hr), "--split", "all", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "p1"), "--size", "65"]) == 2
+    assert "--size 65 must be a multiple of --scale 4" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "p"), "--size", "64",
+                 "--count-per-image", "1"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "b.png" in err and "d.png" in err and err.count("\n") == 2, err
+    assert sorted(p.name for p in (tmp_path / "p" / "hr").iterdir()) == ["a_00.png", "c_00.png"]
+
+
+def test_messages_name_the_right_thing(tmp_path, capsys):
+    import torch
+
+    from tadsr.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (40, 40), "red").save(src / "a.png")
+    (tmp_path / "afile.txt").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "teacher", "--config", "tiny", "--device", "cpu",
+              "--out", str(tmp_path / "afile.txt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "afile.txt: a file is in the way of a folder" in err, err
+    assert "Errno" not in err
+    assert main(["train", "teacher", "--config", "tiny", "--device", "cpu", "--out",
+                 str(tmp_path / "t"), "--set", "optim.lr=-1"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "optim.lr must not be negative, got -1" in err and "crop_size" not in err
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    assert main(["upscale", str(src / "a.png"), "-o", str(tmp_path / "o"), "-q",
+                 "--model", str(tmp_path / "list.pth")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "holds a list, not a state dict" in err and "autoencoder" not in err
+    assert err.count("list.pth") == 1
+    assert not (tmp_path / "o").exists()  # a failed run leaves no folder behind
+    assert main(["upscale", str(src / "a.png"), "-o", str(tmp_path / "afile.txt"), "-q"]) == 1
+    assert "afile.txt is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_symlink_loop_and_special_files_are_named(tmp_path, capsys):
+    import os
+
+    from tadsr.cli import main
+
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    os.mkfifo(tmp_path / "fifo.png")
+    assert main(["upscale", str(tmp_path / "loop.png"), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert "loop.png: a symbolic link loop" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "fifo.png"), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert "fifo.png: is a FIFO (named pipe), not a file" in capsys.readouterr().err
+    for path in (tmp_path / "fifo.png", "/dev/zero"):
+        assert main(["info", str(path)]) == 1
+        assert "empty" not in capsys.readouterr().err
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-q",
+                 "--model", str(tmp_path / "fifo.png")]) == 1  # fmt: skip
+    assert "is a FIFO" in capsys.readouterr().err
+
+
+def test_deeply_nested_safetensors_header_is_one_line(tmp_path, capsys):
+    import struct
+
+    from tadsr.cli import main
+
+    header = b'{"a": ' + b"[" * (1 << 20)
+    bad = tmp_path / "garbage_header.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(header)) + header)
+    for extra in ([], ["--json"]):
+        assert main(["info", str(bad), *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nested too deeply" in err, err
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-q",
+                 "--model", str(bad)]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and "recursion" not in err
+
+
+def test_a_killed_checkpoint_write_leaves_no_temporary_after_resume(tmp_path, photo):
+    import os
+
+    from tadsr.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(photo).save(photos / "a.png")
+    run = tmp_path / "run"
+    args = ["train", "teacher", "--config", "tiny", "--device", "cpu", "--out", str(run),
+            "--set", f"data.root={photos}", "--set", "run.threads=1"]  # fmt: skip
+    assert main([*args, "--set", "run.iterations=1"]) == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = run / "checkpoints" / f".last.pt.{dead.pid}.tmp"
+    stale.write_bytes(b"")
+    live = run / "checkpoints" / f".last.pt.{os.getppid()}.tmp"  # a running process's
+    live.write_bytes(b"")
+    assert main([*args, "--set", "run.iterations=2", "--resume"]) == 0
+    assert not stale.exists() and live.exists()

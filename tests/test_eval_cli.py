@@ -153,3 +153,21 @@ def test_decompression_bomb_is_one_line(tmp_path, capsys):
     assert main(["eval", "--sr", str(sr), "--metrics", "brisque"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bomb.png" in err and "pixel limit" in err
+
+
+def test_one_empty_image_does_not_lose_the_metrics_of_the_others(folders, capsys):
+    sr, hr = folders
+    (sr / "c.png").write_bytes(b"")
+    Image.open(hr / "a.png").save(hr / "c.png")
+    assert main(["eval", "--sr", str(sr), "--hr", str(hr), "--metrics", "psnr"]) == 1
+    out, err = capsys.readouterr()
+    assert "a.png" in out and "b.png" in out and "mean" in out
+    assert len(err.strip().splitlines()) == 1 and "c.png" in err
+
+
+def test_a_fifo_is_named_not_opened(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    assert main(["eval", "--sr", str(tmp_path / "pipe.png"), "--metrics", "brisque"]) == 1
+    assert "pipe.png: is a FIFO" in capsys.readouterr().err

@@ -204,6 +204,7 @@ def test_openmp_threads_spin_only_for_inference_on_an_idle_machine(command, runn
             f"builtins.open = lambda f, *a, **k: io.StringIO('0.1 0.1 0.1 {running}/90 1') "
             f"if f == '/proc/loadavg' else real_open(f, *a, **k); "
             f"import os, sys; sys.argv = ['tadsr', {command!r}]; import tadsr.cli; "
+            "tadsr.cli.set_openmp_policy(sys.argv[1:]); "
             "print(os.environ.get('OMP_WAIT_POLICY'))")  # fmt: skip
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert p.stdout.strip() == str(expected), p.stderr
@@ -211,3 +212,96 @@ def test_openmp_threads_spin_only_for_inference_on_an_idle_machine(command, runn
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert p.stdout.strip() == "ACTIVE"
+
+
+def test_export_never_replaces_its_input_nor_a_foreign_file(tmp_path, capsys):
+    import os
+
+    from tadsr.cli import main
+
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(BUNDLED.read_bytes())
+    (tmp_path / "link.onnx").symlink_to(model.name)
+    os.link(model, tmp_path / "hard.onnx")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    cases = [("m.safetensors", "is the input model itself"),
+             ("link.onnx", "is the input model itself"),
+             ("hard.onnx", "is the input model itself"),
+             ("notes.txt", "exists and is not an ONNX file written by tadsr export; "
+                           "refusing to replace it (--overwrite")]  # fmt: skip
+    for out, words in cases:
+        for extra in ([], ["--overwrite"]) if "input" in words else ([],):
+            assert main(["export", str(model), "-o", str(tmp_path / out), *extra]) == 1
+            err = capsys.readouterr().err.strip()
+            assert err.startswith(f"tadsr export: error: {tmp_path / out}: {words}"), err
+            assert "\n" not in err
+    assert model.read_bytes() == BUNDLED.read_bytes()
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hard.onnx", "link.onnx", "m.safetensors", "notes.txt"]
+
+
+def test_export_output_problems_name_the_output_not_the_model(tmp_path, capsys):
+    from tadsr.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    for out, words in ((tmp_path / "notadir" / "x.onnx", "does not exist"),
+                       (tmp_path / "afile" / "x.onnx", "is a file, not a folder"),
+                       (tmp_path, "is a folder")):  # fmt: skip
+        assert main(["export", "tadsr-small", "-o", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"tadsr export: error: {out}: ") and words in err, err
+        assert ".tmp" not in err and "tadsr-small" not in err
+
+
+def test_onnx_metadata_with_wrong_values_is_one_clear_line(exported, tmp_path):
+    from tadsr.inference.onnx_backend import OnnxStudent
+
+    for key, value, words in (("tadsr.scale", "four", "bad metadata tadsr.scale ('four'"),
+                              ("tadsr.halo_x", None, None),
+                              ("tadsr.noise_channels", "-1", "bad metadata tadsr.noise")):
+        proto = onnx.load(str(exported[0]))
+        for p in proto.metadata_props:
+            if p.key == key:
+                p.value = value
+        if value is None:
+            continue
+        onnx.save(proto, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+            OnnxStudent(tmp_path / "bad.onnx")
+    proto = onnx.load(str(exported[0]))  # an x4 graph that says x2
+    next(p for p in proto.metadata_props if p.key == "tadsr.scale").value = "2"
+    onnx.save(proto, str(tmp_path / "x2.onnx"))
+    student = OnnxStudent(tmp_path / "x2.onnx")
+    lr = np.zeros((1, 3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"not x2 \(1, 3, 64, 64\)"):
+        student.run(lr, np.zeros((1, 48, 32, 32), np.float32))
+
+
+def test_onnx_cache_is_verified_repaired_and_replaced_by_a_temporary_when_unwritable(tmp_path):
+    import os
+
+    Image.new("RGB", (20, 16), (200, 60, 90)).save(tmp_path / "a.png")
+    (tmp_path / "afile").write_text("x")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+
+    def upscale(cache, out):
+        env = dict(os.environ, TADSR_CACHE=str(cache), TMPDIR=str(tmp))
+        cmd = [sys.executable, "-m", "tadsr.cli", "upscale", str(tmp_path / "a.png"),
+               "-o", str(tmp_path / out), "-q", "--backend", "onnxruntime"]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+    p = upscale(tmp_path / "afile" / "cache", "o1")  # a cache folder that cannot be made
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("tadsr: warning: cannot write "
+                                                            "the ONNX cache"), p.stderr
+    assert list(tmp.glob("tadsr-*")) == []  # the temporary export is gone
+    cache = tmp_path / "cache"
+    assert upscale(cache, "o2").returncode == 0
+    entry = next((cache / "onnx").glob("*.onnx"))
+    entry.write_bytes(entry.read_bytes()[:1000])  # cut
+    p = upscale(cache, "o3")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert entry.stat().st_size > 10**6
+    assert Image.open(tmp_path / "o3" / "a.png").size == (80, 64)

@@ -7,6 +7,7 @@ localhost port; the browser tests are in test_web_browser.py.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -130,7 +131,7 @@ def test_cancel_stops_a_running_teacher_job_and_the_queue_goes_on(server, crops,
     deadline = time.monotonic() + 60
     while st["done"] < 1 and time.monotonic() < deadline:
         st = server.wait(slow["id"], until=("running",))
-    assert server.json("POST", f"/api/jobs/{slow['id']}/cancel")[0] == 200
+    assert server.json("POST", f"/api/jobs/{slow['id']}/cancel", headers={"X-Tadsr": "1"})[0] == 200
     st = server.wait(slow["id"])
     assert st["state"] == "cancelled" and st["done"] < st["total"] == 15
     assert server.wait(quick["id"])["state"] == "done"
@@ -193,7 +194,7 @@ def test_uploads_stay_in_one_temporary_folder_removed_at_exit(tmp_path, crops):
         inside = sorted(p.name for p in (tmp_path / folders[0]).iterdir())
         assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png"])  # upload gone
     finally:
-        assert srv.stop() == 0
+        assert srv.stop() == 130  # stopped by Ctrl-C, as every command
     assert list(tmp_path.iterdir()) == []
 
 
@@ -293,3 +294,129 @@ def test_a_full_queue_refuses_more_jobs(tmp_path):
         queue.submit(Job("a.png", JobOptions("m"), None))
     with pytest.raises(QueueFull, match=r"the queue is full \(2 jobs waiting\)"):
         queue.submit(Job("b.png", JobOptions("m"), None))
+
+
+@pytest.mark.parametrize("what", ["random.pth", "zip.pth", "student.onnx", "fifo.safetensors"])
+def test_serve_with_a_model_it_cannot_run_stops_before_printing_the_address(tmp_path, what):
+    import os
+
+    import torch
+
+    model = tmp_path / what
+    if what == "random.pth":
+        model.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif what == "zip.pth":
+        torch.save({"weights": [1, 2, 3]}, model)  # a zip-pickle holding no tensors
+    elif what == "student.onnx":
+        model.write_bytes(b"\x08\x07" + bytes(100))
+    else:
+        os.mkfifo(model)
+    proc = subprocess.run([sys.executable, "-m", "tadsr.cli", "serve", "--port", "0",
+                           "--model", str(model)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith(f"tadsr serve: error: cannot load model {model}: ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_default_model_that_fails_to_load_leaves_the_worker_running(tmp_path, photo):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint\n")
+    queue = JobQueue(tmp_path, {"bad": str(bad), "good": "tadsr-small"}, preload="bad")
+    queue.start()
+    try:
+        jobs = []
+        for model in ("good", "bad"):
+            upload = tmp_path / f"{model}.upload"
+            upload.write_bytes(png_bytes(np.ascontiguousarray(photo[:32, :32])))
+            jobs.append(Job("a.png", JobOptions(model), upload))
+            queue.submit(jobs[-1])
+        deadline = time.monotonic() + 120
+        while not all(j.finished for j in jobs) and time.monotonic() < deadline:
+            queue.status(jobs[0].id), queue.status(jobs[1].id)
+            time.sleep(0.1)
+        assert jobs[0].state == "done", jobs[0].message
+        assert jobs[1].state == "error" and jobs[1].message.startswith("cannot load model bad")
+    finally:
+        queue.stop()
+
+
+class _BrokenQueue(JobQueue):
+    def _run(self, job):
+        raise SystemExit("the disk is on fire")  # not an Exception: it ends the thread
+
+
+def test_a_dead_worker_fails_its_jobs_with_the_reason_and_refuses_new_ones(tmp_path, capfd):
+    queue = _BrokenQueue(tmp_path, {"m": None})
+    jobs = [Job(f"{i}.png", JobOptions("m"), None) for i in range(3)]
+    for job in jobs:
+        queue.submit(job)
+    queue.start()
+    queue._thread.join(30)
+    assert not queue._thread.is_alive()
+    for job in jobs:
+        assert job.state == "error", job.state
+        assert job.message == (f"{job.name}: the server's worker stopped: SystemExit: "
+                               "the disk is on fire")  # fmt: skip
+    with pytest.raises(QueueFull, match="the server's worker stopped"):
+        queue.submit(Job("late.png", JobOptions("m"), None))
+    assert "tadsr serve: error: the server's worker stopped" in capfd.readouterr().err
+
+
+def test_the_folders_of_killed_servers_are_removed_at_start(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"tadsr-serve-{dead.pid}-abc123"
+    alive = tmp_path / f"tadsr-serve-{os.getpid()}-def456"  # a running server's (this one)
+    for folder in (stale, alive):
+        folder.mkdir()
+        (folder / "x.upload").write_bytes(b"someone's photo")
+    srv = Server(tmp_path)
+    try:
+        assert not stale.exists() and (alive / "x.upload").is_file()
+    finally:
+        assert srv.stop() == 130
+
+
+def test_results_zip_takes_each_id_once_caps_them_and_streams(server, crops):
+    status, job = server.submit(crops[1], name="z.png")
+    assert status == 200 and server.wait(job["id"])["state"] == "done"
+    status, headers, data = server.request("GET", "/api/results.zip?ids=" + ",".join(
+        [job["id"]] * 300))  # fmt: skip
+    assert status == 200 and "content-length" not in {k.lower() for k in headers}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.namelist() == ["z_x4.png"] and zf.testzip() is None
+        assert len(data) < 2 * zf.getinfo("z_x4.png").file_size
+    many = ",".join(f"{i:032x}" for i in range(101))
+    status, body = server.json("GET", f"/api/results.zip?ids={many}")
+    assert status == 400 and body["error"] == "at most 100 results per zip, got 101"
+
+
+def test_cancel_needs_the_x_tadsr_header_and_answers_the_state(server, crops):
+    status, job = server.submit(crops[2], name="c.png")
+    assert status == 200
+    status, body = server.json("POST", f"/api/jobs/{job['id']}/cancel")
+    assert status == 403 and body["error"] == "missing X-Tadsr header"
+    status, body = server.json("POST", f"/api/jobs/{job['id']}/cancel", headers={"X-Tadsr": "1"})
+    assert status == 200 and set(body) == {"id", "state"} and body["id"] == job["id"]
+
+
+def test_a_token_with_special_characters_is_escaped_in_the_printed_address(tmp_path):
+    token = "a b&c=d#e"
+    srv = Server(tmp_path, "--token", token)
+    try:
+        assert srv.url.endswith("/?token=a%20b%26c%3Dd%23e")
+        path = srv.url.split(str(srv.port), 1)[1]
+        status, headers, _ = srv.request("GET", path)
+        assert status == 303 and "tadsr_token=" in headers["set-cookie"]
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_max_upload_mb_that_is_not_a_finite_number_is_a_usage_error(value):
+    proc = subprocess.run([sys.executable, "-m", "tadsr.cli", "serve", "--port", "0",
+                           f"--max-upload-mb={value}"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("tadsr serve: error: --max-upload-mb must be")

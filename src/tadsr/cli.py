@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
+import signal
 import sys
+
+# Nothing else is imported or done when this module is imported: the console script imports
+# it, and a Ctrl-C then must meet `entry`'s handler, not a half-done import (see `entry`).
 
 # Idle OpenMP threads must sleep, not spin, while training: oneDNN starts its own OpenMP team
 # even with one torch thread, and on a busy machine spinning teams made CPU training up to
@@ -16,7 +18,7 @@ import sys
 # a 256-px upscale 0.6 s slower (2.65 s -> 3.3 s), and the model card's timings up to 8x
 # slower under bursts of load. "Running now" is read from /proc/loadavg's runnable count,
 # not from the load average, which our own previous run would still be raising.
-# Set before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
+# Set by `main` before torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
 _SPIN_COMMANDS = ("upscale", "export", "bench")
 
 
@@ -43,11 +45,14 @@ def _machine_idle(samples: int = 10, gap_s: float = 0.003) -> bool:
             return False
 
 
-# (an explicit setting wins, so the 30 ms look is taken only when there is none)
-if "OMP_WAIT_POLICY" not in os.environ and (
-    _command_word(sys.argv[1:]) not in _SPIN_COMMANDS or not _machine_idle()
-):
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+def set_openmp_policy(argv: list[str]) -> None:
+    """OMP_WAIT_POLICY=PASSIVE unless the command is an inference one on an idle machine
+    (an explicit setting wins, so the 30 ms look is taken only when there is none)."""
+    if "OMP_WAIT_POLICY" not in os.environ and (
+        _command_word(argv) not in _SPIN_COMMANDS or not _machine_idle()
+    ):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
 
 # Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
 # `func` on the parser; `func(args) -> int` is the exit status.
@@ -65,7 +70,10 @@ class UsageError(Exception):
     """A problem with how the command was called (exit status 2)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="tadsr",
         description="One-step diffusion super-resolution (TAD-SR) and its ResShift teacher.",
@@ -79,11 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# set by `entry`'s SIGINT handler: an ImportError that follows a Ctrl-C is the Ctrl-C (numpy
+# turns a KeyboardInterrupt inside its import into "C-extensions failed")
+_interrupted = False
+
+
+def _raise_interrupt(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _exit_interrupted(signum=None, frame=None) -> None:
+    """Ctrl-C before the command runs: nothing to clean up, leave at once, quietly."""
+    os.write(2, b"tadsr: interrupted\n")
+    os._exit(130)
+
+
+def main(argv: list[str] | None = None, *, _from_entry: bool = False) -> int:
     # Ctrl-C can come while the sub-commands import torch (seconds): end quietly there too.
+    args = None
     try:
+        set_openmp_policy(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
         args = parser.parse_args(argv)
+        if _from_entry and signal.getsignal(signal.SIGINT) is _exit_interrupted:
+            # the command may clean up on Ctrl-C (KeyboardInterrupt) from now on
+            signal.signal(signal.SIGINT, _raise_interrupt)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
@@ -94,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tadsr: interrupted", file=sys.stderr)
         return 130
+    except ImportError:
+        if not _interrupted:
+            raise
+        print("tadsr: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader of our output went away (`tadsr info F | head -1`): stop quietly, and
         # point stdout at /dev/null so that the interpreter's final flush cannot fail again
@@ -102,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script. After Ctrl-C, leave at once: an import that torch was in the
-    middle of can leave state whose clean-up at interpreter exit re-raises the signal."""
-    code = main()
+    """The console script. The SIGINT handler comes first: a Ctrl-C while the command is
+    being set up (parser, imports) ends the process at once with 130 and one line, never a
+    traceback. After Ctrl-C, leave at once: an import that torch was in the middle of can
+    leave state whose clean-up at interpreter exit re-raises the signal."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # (ignored: a background job)
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    code = main(_from_entry=True)
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -149,8 +149,12 @@ def _describe_ours(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
 def describe_file(path: str | Path) -> dict[str, Any]:
     """Everything `tadsr info` prints, as a dict. Raises CheckpointError for a bad file."""
     from tadsr.checkpoints.header import read_metadata
+    from tadsr.utils.files import file_problem
 
     path = Path(path)
+    problem = file_problem(path)  # stat only: a FIFO or a device is never opened
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     if path.is_file():
         with path.open("rb") as f:
             head = f.read(64)

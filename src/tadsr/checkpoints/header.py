@@ -47,9 +47,12 @@ def sniff(head: bytes) -> str:
 def read_header(path: str | Path) -> dict[str, Any]:
     """The parsed JSON header; CheckpointError when the file is not a whole safetensors file
     (bad length, bad JSON, tensors whose data lies past the end of the file)."""
+    from tadsr.utils.files import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    problem = file_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -71,6 +74,10 @@ def read_header(path: str | Path) -> dict[str, Any]:
             raise ValueError(f"the file is cut: its tensors need {8 + n + end} bytes, not {size}")
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    except RecursionError:  # JSON nested deeper than Python's parser recurses
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file (its header is nested too deeply)"
+        ) from None
     return header
 
 

@@ -104,6 +104,8 @@ def _load_ours(path: Path, autoencoder) -> LoadedModel:
 
 def _load_official(path: Path, raw: Any, autoencoder) -> LoadedModel:
     if autoencoder is None:
+        # say first what the file holds when it is no UNet at all (a list, an autoencoder)
+        load_official(path, expect="unet", materialize=False, raw=raw)
         raise CheckpointError(
             f"{path}: an official UNet checkpoint needs its autoencoder "
             "(--autoencoder autoencoder_vq_f4.pth)"

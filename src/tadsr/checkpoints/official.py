@@ -46,10 +46,13 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 def _read_raw(path: Path) -> Any:
     """Load a file's top-level object (torch pickle with weights_only, or safetensors)."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
+    from tadsr.utils.files import file_problem
+
+    problem = file_problem(path)  # stat only: a FIFO or a device is never opened
+    if problem == "is a folder, not a file":
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")

@@ -40,7 +40,8 @@ def _photos(args: argparse.Namespace) -> int:
     for src, why in report.dropped:
         print(f"  dropped {src}: {why}")
     if not report.photos:
-        print(f"tadsr data photos: error: no usable photo in {report.out_dir}", file=sys.stderr)
+        source = args.from_folder or "the packages"  # where photos were looked for
+        print(f"tadsr data photos: error: no usable photo in {source}", file=sys.stderr)
         return 1
     print(f"{report.out_dir}: {report.summary()}")
     return 0
@@ -53,6 +54,10 @@ def _pairs(args: argparse.Namespace) -> int:
         from tadsr.cli import UsageError
 
         raise UsageError("--size, --count-per-image and --scale must be positive")
+    if args.size % args.scale:
+        from tadsr.cli import UsageError
+
+        raise UsageError(f"--size {args.size} must be a multiple of --scale {args.scale}")
     try:
         report = make_eval_pairs(
             args.hr,
@@ -70,11 +75,13 @@ def _pairs(args: argparse.Namespace) -> int:
         return 1
     for s in report.skipped:
         print(f"  skipped {s}")
+    for line in report.failed:
+        print(f"tadsr data pairs: error: {line}", file=sys.stderr)
     if report.count == 0:
         print(f"tadsr data pairs: error: no pairs written to {report.out_dir}", file=sys.stderr)
         return 1
     print(f"{report.out_dir}: {report.count} pairs (hr/, lr/)")
-    return 0
+    return 1 if report.failed else 0
 
 
 def _photo_val(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ train/validation split by whole photo.  Any folder of images can be turned into 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import re
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from tadsr.utils.files import atomic_write, list_images
+from tadsr.utils.files import atomic_write, list_images, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -118,14 +117,6 @@ class CorpusReport:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _safe_name(text: str) -> str:

@@ -41,12 +41,15 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read image ({exc})") from exc
 
 
-def corpus_images(root: str | Path, split: str | None = None) -> list[tuple[Path, int, int]]:
+def corpus_images(
+    root: str | Path, split: str | None = None, errors: list[str] | None = None
+) -> list[tuple[Path, int, int]]:
     """(path, width, height) of the corpus images under ``root`` for ``split``.
 
     With a ``manifest.json`` its split is used; otherwise every image under ``root``
     (recursive) is taken, and a split, when asked for, follows :func:`assign_split` over the
-    relative paths so that train and val never share a photo.
+    relative paths so that train and val never share a photo. An unreadable image raises
+    ValueError, or, when an ``errors`` list is given, is named there and left out.
     """
     root = Path(root)
     if not root.is_dir():
@@ -67,7 +70,13 @@ def corpus_images(root: str | Path, split: str | None = None) -> list[tuple[Path
             which = assign_split(rel)
             paths = [p for p, r in zip(paths, rel) if which[r] == split]
         for p in paths:
-            w, h = image_size(p)
+            try:
+                w, h = image_size(p)
+            except ValueError as exc:
+                if errors is None:
+                    raise
+                errors.append(str(exc))  # the caller goes on without this file
+                continue
             items.append((p, w, h))
     return items
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from PIL import Image
 
 from tadsr.data.datasets import corpus_images, load_image_u8
 from tadsr.data.degradation import build_degradation
+from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -24,6 +25,7 @@ class PairsReport:
     out_dir: Path
     count: int
     skipped: list[str]
+    failed: list[str] = field(default_factory=list)  # unreadable or too large: not written
 
 
 def _seed_for(seed: int, name: str, k: int) -> list[int]:
@@ -67,8 +69,9 @@ def make_eval_pairs(
     if size % scale:
         raise ValueError(f"size {size} must be a multiple of scale {scale}")
     deg = build_degradation(degradation, scale=scale)
-    items = corpus_images(hr_dir, split)
-    if not items:
+    failed: list[str] = []  # one bad file is named; the others are still written
+    items = corpus_images(hr_dir, split, errors=failed)
+    if not items and not failed:
         raise ValueError(f"{hr_dir}: no images" + (f" in split {split!r}" if split else ""))
     out = Path(out_dir)
     (out / "hr").mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,14 @@ def make_eval_pairs(
         if min(w, h) < size:
             skipped.append(f"{path}: {w}x{h} smaller than {size}")
             continue
-        img = load_image_u8(path)
+        if w * h > DEFAULT_MAX_PIXELS:  # a decompression bomb, or too large to hold
+            failed.append(f"{path}: {w}x{h} is over the pixel limit of {DEFAULT_MAX_PIXELS:,}")
+            continue
+        try:
+            img = load_image_u8(path)
+        except ValueError as exc:
+            failed.append(str(exc))
+            continue
         for k in range(count_per_image):
             key = _seed_for(seed, path.stem, k)
             rng = np.random.default_rng(key)
@@ -101,6 +111,7 @@ def make_eval_pairs(
         "split": split,
         "pairs": names,
         "skipped": skipped,
+        "failed": failed,
     }
     (out / "pairs.json").write_text(json.dumps(info, indent=1) + "\n")
-    return PairsReport(out, len(names), skipped)
+    return PairsReport(out, len(names), skipped, failed)

@@ -49,6 +49,12 @@ def _child(
         if threads:
             torch.set_num_threads(threads)
         pipe = SRPipeline.from_pretrained(model, device=device, dtype=pick_dtype(dtype))
+        from tadsr.inference.core import steps_error
+
+        why = steps_error(steps, pipe.kind, getattr(pipe, "max_steps", None))
+        if why:  # a usage error (exit 2), as `tadsr upscale --steps` gives
+            queue.put({"model": model, "error": why, "usage": True})
+            return
         w, h = size
         lq = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
         n = steps or pipe.default_steps
@@ -105,24 +111,66 @@ def measure(
     return result
 
 
+def _die_with_parent() -> None:
+    """In a measuring child: end when the parent ends, whatever ends it (Linux: the kernel
+    sends SIGKILL at the parent's death; elsewhere a thread watches the parent's pid), and
+    leave Ctrl-C to the parent, which stops the child itself."""
+    import os
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _child_main(target, queue, *args) -> None:
+    _die_with_parent()
+    target(queue, *args)
+
+
 def _in_child(target, model: str, args: tuple) -> dict:
-    """Run `target(queue, *args)` in a spawned process; its answer, or an error dict."""
+    """Run `target(queue, *args)` in a spawned process; its answer, or an error dict. The
+    child never outlives this call: Ctrl-C or any error here stops it first."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=target, args=(q, *args))
+    p = ctx.Process(target=_child_main, args=(target, q, *args))
     p.start()
     result = None
-    while result is None:  # poll, so that a child that dies without answering ends the wait
-        try:
-            result = q.get(timeout=1.0)
-        except queue_mod.Empty:
-            if not p.is_alive():
-                try:  # it may have answered just before exiting
-                    result = q.get(timeout=1.0)
-                except queue_mod.Empty:
-                    code = p.exitcode
-                    result = {"model": model, "error": f"the measuring process died (exit {code})"}
-    p.join()
+    try:
+        while result is None:  # poll, so that a child that dies without answering ends it
+            try:
+                result = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if not p.is_alive():
+                    try:  # it may have answered just before exiting
+                        result = q.get(timeout=1.0)
+                    except queue_mod.Empty:
+                        code = p.exitcode
+                        result = {"model": model,
+                                  "error": f"the measuring process died (exit {code})"}
+        p.join()
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
+        q.close()
+        q.join_thread()
     return result
 
 
@@ -171,6 +219,13 @@ def backends() -> list[tuple[str, str]]:
 
 def _path_child(queue, model, image, backend, dtype, repeats, threads, tile) -> None:
     """Time `read_image -> upscale_picture -> write_image` by stage, in this fresh process."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # the output folder goes, whatever happens
+        _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, tile)
+
+
+def _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, tile) -> None:
     try:
         import tempfile
 
@@ -205,7 +260,7 @@ def _path_child(queue, model, image, backend, dtype, repeats, threads, tile) -> 
                 torch.set_num_threads(threads)
             up = Upscaler.from_pretrained(model, device="cpu", dtype=dtype, **opts)
             up.pipeline = _TimedPipeline(up.pipeline, timed("network", up.pipeline.__call__))
-        out_dir = Path(tempfile.mkdtemp(prefix="tadsr-bench-"))
+        out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tadsr-bench-")))
         whole: list[float] = []
         per_run = []
         for i in range(repeats + 1):  # the first run warms up
@@ -226,8 +281,6 @@ def _path_child(queue, model, image, backend, dtype, repeats, threads, tile) -> 
             if i:
                 whole.append(total)
                 per_run.append(dict(spent))
-        (out_dir / "out.png").unlink(missing_ok=True)
-        out_dir.rmdir()
         best = min(range(repeats), key=lambda j: whole[j])
         mp_out = out.height * out.width / 1e6
         queue.put({

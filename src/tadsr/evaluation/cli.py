@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from tadsr.utils.files import file_problem
+
 
 def register(subparsers) -> None:
     """Add the evaluation sub-commands to the `tadsr` parser."""
@@ -80,8 +82,18 @@ def run_bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(parts) - {"teacher", "path", "startup"})
     if unknown or not parts:
         raise UsageError(f"--parts: choose from teacher, path, startup (got {args.parts!r})")
-    if args.image and not Path(args.image).is_file():
-        raise UsageError(f"--image {args.image}: no such file")
+    _check_bench_arguments(args)
+    if args.image and (why := file_problem(args.image)):  # stat only: never open a FIFO
+        raise UsageError(f"--image {args.image}: {why}")
+    from tadsr.checkpoints.errors import CheckpointError
+    from tadsr.models import resolve_model
+
+    try:  # a missing model, a FIFO, a folder: said once, before any child starts
+        for role in ("student", "teacher") if "teacher" in parts else ("student",):
+            resolve_model(getattr(args, role))
+    except CheckpointError as exc:
+        print(f"tadsr bench: error: {exc}", file=sys.stderr)
+        return 1
     result: dict = {}
     failed = False
     if "teacher" in parts:
@@ -100,8 +112,38 @@ def run_bench(args: argparse.Namespace) -> int:
             if "startup" in parts:
                 failed |= _bench_startup(args, result, backends(), Path(tmp))
     if args.json_path:
-        write_json_atomic(args.json_path, result)
+        try:
+            write_json_atomic(args.json_path, result)
+        except OSError as exc:
+            print(f"tadsr bench: error: cannot write {args.json_path}: {exc.strerror or exc}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     return 1 if failed else 0
+
+
+def _check_bench_arguments(args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) found before anything runs."""
+    from tadsr.cli import UsageError
+    from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
+
+    w, h = args.size
+    if w * h > DEFAULT_MAX_PIXELS:  # the limit of tadsr upscale's inputs
+        raise UsageError(f"--size {w}x{h} = {w * h:,} pixels exceeds the limit of "
+                         f"{DEFAULT_MAX_PIXELS:,} (as tadsr upscale)")  # fmt: skip
+    if args.threads < 0:
+        raise UsageError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.teacher_steps is not None and args.teacher_steps < 1:
+        raise UsageError(f"--teacher-steps must be >= 1, got {args.teacher_steps}")
+    if args.json_path and Path(args.json_path).is_dir():
+        raise UsageError(f"--json {args.json_path}: is a folder (give a file name)")
+    # checked whatever the parts (path and startup measure the CPU): a device that cannot be
+    # used is never silently ignored
+    from tadsr.utils.device import DeviceError, pick_device
+
+    try:
+        pick_device(args.device)
+    except DeviceError as exc:
+        raise UsageError(f"--device: {exc}") from None
 
 
 def _bench_teacher(args: argparse.Namespace, result: dict) -> bool:
@@ -124,6 +166,10 @@ def _bench_teacher(args: argparse.Namespace, result: dict) -> bool:
     failed = False
     for role in ("student", "teacher"):
         m = r[role]
+        if m.get("usage"):
+            from tadsr.cli import UsageError
+
+            raise UsageError(f"--teacher-steps: {m['error']}")
         if "error" in m:
             print(f"tadsr bench: {role} {m['model']}: {m['error']}", file=sys.stderr)
             failed = True
@@ -304,6 +350,8 @@ def run_eval(args: argparse.Namespace) -> int:
         **result,
     }
     _print_table(result, args.quiet)
+    for line in result["failed"]:
+        print(f"tadsr eval: error: {line}", file=sys.stderr)
     for name, why in result["unavailable"].items():
         more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
         print(f"tadsr eval: {name} n/a for {len(why)} image(s): {why[0]}{more}", file=sys.stderr)
@@ -313,7 +361,7 @@ def run_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"tadsr eval: error: cannot write {args.json_path}: {exc}", file=sys.stderr)
             return 1
-    return 0
+    return 1 if result["failed"] else 0
 
 
 _LEARNED = ("lpips", "dists", "clipiqa", "clip_iqa", "musiq", "maniqa")

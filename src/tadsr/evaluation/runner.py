@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tadsr.evaluation.metrics import canonical_name, metric_function, metric_spec, metric_status
-from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write
+from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, file_problem
 from tadsr.utils.files import list_images as list_image_files
 
 DEFAULT_FR_METRICS = ("psnr", "ssim", "niqe", "brisque")
@@ -30,10 +30,12 @@ class EvalUsageError(Exception):
 def list_images(path: str | os.PathLike) -> list[Path]:
     """Image files of a folder (sorted by name), or the file itself."""
     p = Path(path)
-    if p.is_file():
+    problem = file_problem(p)  # stat only: a FIFO or a device is never opened
+    if problem is None:
         return [p]
-    if not p.is_dir():
-        raise EvalInputError(f"{p}: no such file or folder")
+    if problem != "is a folder, not a file":
+        why = "no such file or folder" if problem == "no such file" else problem
+        raise EvalInputError(f"{p}: {why}")
     files = list_image_files(p)
     if not files:
         raise EvalInputError(f"{p}: no images found ({', '.join(IMAGE_SUFFIXES)})")
@@ -121,7 +123,9 @@ def compute_metrics(
     """Metrics of every SR image (paired by name with ``hr_dir`` when given) and their mean.
 
     Returns ``{"metrics": [...], "per_image": {file name: {metric: value}}, "mean":
-    {metric: value}, "count": n, "unavailable": {metric: ["file: reason", ...]}}``; a metric
+    {metric: value}, "count": n, "unavailable": {metric: ["file: reason", ...]}, "failed":
+    ["file: reason", ...]}`` (images that could not be read: the others are still measured;
+    EvalInputError when none could); a metric
     that cannot run on an image (too small for NIQE, say) is NaN there, "n/a" in the table,
     and left out of the mean. Raises EvalInputError (bad files, unavailable metric)
     or EvalUsageError (bad request).
@@ -144,14 +148,19 @@ def compute_metrics(
         pairs = [(f, None) for f in sr_files]
     per_image: dict[str, dict[str, float]] = {}
     unavailable: dict[str, list[str]] = {}
+    failed: list[str] = []  # one bad image is reported, the others are still measured
     for sr_path, hr_path in pairs:
-        sr = read_rgb_uint8(sr_path)
-        hr = read_rgb_uint8(hr_path) if hr_path is not None else None
-        if hr is not None and sr.shape != hr.shape:
-            raise EvalInputError(
-                f"{sr_path}: size {sr.shape[1]}x{sr.shape[0]} differs from "
-                f"{hr_path} ({hr.shape[1]}x{hr.shape[0]})"
-            )
+        try:
+            sr = read_rgb_uint8(sr_path)
+            hr = read_rgb_uint8(hr_path) if hr_path is not None else None
+            if hr is not None and sr.shape != hr.shape:
+                raise EvalInputError(
+                    f"{sr_path}: size {sr.shape[1]}x{sr.shape[0]} differs from "
+                    f"{hr_path} ({hr.shape[1]}x{hr.shape[0]})"
+                )
+        except EvalInputError as exc:
+            failed.append(str(exc))
+            continue
         row: dict[str, float] = {}
         for n, fn in fns.items():
             try:
@@ -160,8 +169,12 @@ def compute_metrics(
                 row[n] = math.nan
                 unavailable.setdefault(n, []).append(f"{sr_path.name}: {exc}")
         per_image[sr_path.name] = row
+    if failed and not per_image:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise EvalInputError(failed[0] + more)
     mean = {n: _mean([row[n] for row in per_image.values()]) for n in names}
     return {
+        "failed": failed,
         "metrics": names,
         "per_image": per_image,
         "mean": mean,

@@ -9,6 +9,7 @@ inputs i with i % WORLD_SIZE == RANK of the sorted list and LOCAL_RANK picks its
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,7 +19,13 @@ from pathlib import Path
 
 from tadsr.inference.core import UpscaleOptions
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
-from tadsr.utils.files import IMAGE_SUFFIXES, list_images, one_line
+from tadsr.utils.files import (
+    IMAGE_SUFFIXES,
+    file_problem,
+    list_images,
+    one_line,
+    remove_stale_temporaries,
+)
 
 PROG = "tadsr upscale"
 
@@ -187,6 +194,8 @@ def _register_export(subparsers) -> None:
     e.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
     _add_fidelity_arguments(e, FIDELITY_HELP + " The graph carries the blended weights "
                             "(a number; 'auto' needs tadsr upscale).")  # fmt: skip
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file that is "
+                   "not an export of ours (never the input model)")  # fmt: skip
     e.set_defaults(func=run_export)
 
 
@@ -198,13 +207,25 @@ def run_export(args: argparse.Namespace) -> int:
         print("tadsr export: error: needs the onnx package (pip install 'tadsr[onnx]')",
               file=sys.stderr)  # fmt: skip
         return 1
-    from tadsr.inference.onnx_export import export_onnx
+    from tadsr.inference.onnx_export import export_onnx, output_problem
 
     f, endpoint = fidelity_usage(args, "which one exported graph cannot: give a number")
     blend = {"fidelity": f, "fidelity_endpoint": endpoint}
     try:
+        problem = output_problem(args.model, args.output, overwrite=args.overwrite)
+        if problem:  # said before anything is written, naming the output
+            print(f"tadsr export: error: {problem}", file=sys.stderr)
+            return 1
         out, meta = export_onnx(args.model, args.output, **blend)
-    except Exception as exc:  # CheckpointError, ValueError (a teacher), OSError: one line
+    except OSError as exc:
+        if Path(args.output).name not in str(exc.filename or ""):
+            print(f"tadsr export: error: {args.model}: {one_line(exc)}", file=sys.stderr)
+            return 1
+        # writing the output (or its hidden temporary beside it): name the output
+        print(f"tadsr export: error: cannot write {args.output}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except Exception as exc:  # CheckpointError, ValueError (a teacher): one line
         msg = one_line(exc)
         msg = msg if args.model in msg else f"{args.model}: {msg}"
         print(f"tadsr export: error: {msg}", file=sys.stderr)
@@ -253,7 +274,8 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
         elif path.exists():
             found = [path]
         else:
-            errors.append(f"{path}: no such file or folder")
+            why = file_problem(path) or "no such file or folder"  # a loop is not "missing"
+            errors.append(f"{path}: {'no such file or folder' if why == 'no such file' else why}")
             continue
         for p in found:
             key = os.path.realpath(p)
@@ -287,20 +309,6 @@ def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4") -> list[Job]:
 
 def _tag(outscale: float | None) -> str:
     return f"x{outscale:g}" if outscale is not None else "x4"
-
-
-def _remove_stale_temporaries(outdir: Path) -> None:
-    """Delete `.NAME.<pid>.tmp` files left by a killed run (their process is gone)."""
-    for tmp in outdir.glob(".*.tmp") if outdir.is_dir() else ():
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 # --------------------------------------------------------------------------- running
@@ -352,13 +360,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {line}", file=sys.stderr)
     outdir = Path(args.output)
     jobs = plan_jobs(files, outdir, _tag(args.outscale))[rank::world]
+    made_outdir = not outdir.exists()  # removed again if this run writes nothing into it
     if files or not errors:
         if not _prepare_outdir(outdir):
             return 1
     for job in jobs:
         if job.note and not args.quiet:
             print(f"{PROG}: note: {job.note}", file=sys.stderr)
-    _remove_stale_temporaries(outdir)
+    remove_stale_temporaries(outdir)  # `.NAME.<pid>.tmp` files of a killed run
     todo = [j for j in jobs if args.overwrite or not is_complete_image(j.dst)]
     skipped = len(jobs) - len(todo)
     failed = len(errors) if rank == 0 else 0
@@ -366,6 +375,9 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         written, f, model_ok = _process(args, todo, device, dtype)
         failed += f
+        if made_outdir and not written:  # a failed run leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                outdir.rmdir()
         if not model_ok:
             return 1
     if not args.quiet:
@@ -402,6 +414,9 @@ def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _prepare_outdir(outdir: Path) -> bool:
+    if outdir.exists() and not outdir.is_dir():
+        print(f"{PROG}: error: output folder {outdir} is a file, not a folder", file=sys.stderr)
+        return False
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=outdir):
@@ -415,6 +430,14 @@ def _prepare_outdir(outdir: Path) -> bool:
     return True
 
 
+def _cannot_load(model: str | None, exc: BaseException) -> str:
+    """'cannot load model NAME: reason', naming the model once (most reasons start with it)."""
+    msg = one_line(exc)
+    if model and msg.startswith(model):
+        return f"cannot load model {msg}"
+    return f"cannot load model {model or 'the bundled student'}: {msg}"
+
+
 def _load_upscaler(args: argparse.Namespace, device, dtype):
     from tadsr.cli import UsageError
 
@@ -425,8 +448,7 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
             path = cached_onnx(args.model, args.fidelity, args.fidelity_endpoint)
             return OnnxUpscaler(path, **vars(_options(args)))
         except Exception as exc:  # a bad file, a teacher, a failed export: one line
-            name = args.model or "the bundled student"
-            print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
+            print(f"{PROG}: error: {_cannot_load(args.model, exc)}", file=sys.stderr)
             return None
     from tadsr.inference.upscaler import Upscaler
 
@@ -440,8 +462,7 @@ def _load_upscaler(args: argparse.Namespace, device, dtype):
             fidelity_endpoint=args.fidelity_endpoint,
         )
     except Exception as exc:  # CheckpointError, OSError, ...: one line, never a traceback
-        name = args.model or "the bundled student"
-        print(f"{PROG}: error: cannot load model {name}: {one_line(exc)}", file=sys.stderr)
+        print(f"{PROG}: error: {_cannot_load(args.model, exc)}", file=sys.stderr)
         return None
     try:
         return Upscaler(pipe, **vars(_options(args)))

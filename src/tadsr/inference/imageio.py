@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, one_line
+from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, file_problem, one_line
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -129,14 +129,12 @@ def apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
 def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
     """Read an image file into a Picture; raise ImageReadError('FILE: reason') on any problem."""
     path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    if path.is_dir():
+    problem = file_problem(path)  # stat only: a FIFO or a device is never opened
+    if problem == "is a folder, not a file":
         raise ImageReadError(f"{path}: is a folder, not an image file")
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
+    st = path.stat()
     if st.st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:

@@ -19,7 +19,6 @@ resized with Pillow's bicubic filter. --outscale and --color-fix need the torch 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 from tadsr.inference.core import RowWriter, UpscaleOptions
 from tadsr.inference.imageio import Picture, read_image, write_image
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+from tadsr.utils.files import sha256_file
 
 __all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"]
 
@@ -60,10 +60,23 @@ class OnnxStudent:
         props = self.session.get_modelmeta().custom_metadata_map
         if props.get("tadsr.kind") != "student":
             raise ValueError(f"{self.path}: not an ONNX file written by `tadsr export`")
-        self.scale = int(props["tadsr.scale"])
-        self.noise_channels = int(props["tadsr.noise_channels"])
-        self.multiple = int(props["tadsr.size_multiple"])
-        self.halo = int(props["tadsr.receptive_halo"])
+
+        def number(key: str, lowest: int) -> int:
+            raw = props.get(key)
+            try:
+                value = int(raw)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or value < lowest:
+                got = "missing" if raw is None else repr(raw)[:40]
+                raise ValueError(f"{self.path}: bad metadata {key} ({got}; a whole number >= "
+                                 f"{lowest} is expected): re-export it with `tadsr export`")
+            return value
+
+        self.scale = number("tadsr.scale", 1)
+        self.noise_channels = number("tadsr.noise_channels", 1)
+        self.multiple = number("tadsr.size_multiple", 1)
+        self.halo = number("tadsr.receptive_halo", 0)
         self.source = props.get("tadsr.source", self.path.name)
         self.fidelity = props.get("tadsr.fidelity")  # the blend's F, if it is one
 
@@ -79,6 +92,10 @@ class OnnxStudent:
             "noise": np.ascontiguousarray(noise, np.float32),
         }
         sr = self.session.run(["sr"], feed)[0]
+        want = (1, 3, feed["lr"].shape[2] * self.scale, feed["lr"].shape[3] * self.scale)
+        if sr.shape != want:  # a graph whose output does not match its tadsr.scale
+            raise ValueError(f"{self.path}: the graph returned {tuple(sr.shape)} for an input of "
+                             f"{tuple(feed['lr'].shape)}, not x{self.scale} {want}")
         return sr[..., : h * self.scale, : w * self.scale]
 
 
@@ -158,15 +175,44 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "tadsr"
 
 
+def _cache_entry_ok(out: Path) -> bool:
+    """Whether a cached export is whole: its size and SHA-256 are those recorded beside it
+    (OUT.json) when it was written; a cut or changed file, or no record, is not."""
+    import json
+
+    try:
+        record = json.loads(out.with_name(out.name + ".json").read_text())
+        return (out.stat().st_size == record["size"]
+                and sha256_file(out) == record["sha256"])  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"tadsr: warning: {message}", file=sys.stderr)
+
+
 def cached_onnx(
-    model: str | None, fidelity: float | None = None, fidelity_endpoint: str | None = None
+    model: str | None,
+    fidelity: float | None = None,
+    fidelity_endpoint: str | None = None,
+    *,
+    warn=_warn,
 ) -> Path:
     """The ONNX file of a model: itself if it is an .onnx file, else its export in the cache
-    (made now, with torch, if missing). A fidelity (None: the registry's default) blends the
-    model with its endpoint first; the cache key then holds F and the endpoint's digest."""
+    (made now, with torch, if missing or not whole). A fidelity (None: the registry's
+    default) blends the model with its endpoint first; the cache key then holds F and the
+    endpoint's digest. When the cache folder cannot be written, the export goes to a
+    temporary folder removed at exit, and `warn` gets one line."""
+    import json
+    import tempfile
+
     from tadsr import __version__
     from tadsr.inference.fidelity import fidelity_plan
     from tadsr.models import resolve_model
+    from tadsr.utils.files import atomic_write
 
     path = resolve_model(model)
     if path.suffix.lower() == ".onnx":
@@ -174,22 +220,40 @@ def cached_onnx(
     f, endpoint = fidelity_plan(model, fidelity, fidelity_endpoint)
     if f == "auto":
         raise ValueError("fidelity 'auto' picks F per image, which the ONNX graph cannot")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = sha256_file(path)[:16]
     if f is not None:
-        other = hashlib.sha256(resolve_model(endpoint).read_bytes()).hexdigest()[:16]
-        digest += f"-f{f:.4f}-{other}"
+        digest += f"-f{f:.4f}-{sha256_file(resolve_model(endpoint))[:16]}"
     name = f"{path.stem}-{digest}-tadsr{__version__}-g{GRAPH_VERSION}.onnx"
     out = cache_dir() / "onnx" / name
-    if not out.is_file():
-        import importlib.util
+    if _cache_entry_ok(out):
+        return out
+    import importlib.util
 
-        if importlib.util.find_spec("onnx") is None:
-            raise ValueError(
-                f"{path.name} must be exported to ONNX first, which needs the onnx package "
-                "(pip install 'tadsr[onnx]'), or give an .onnx file from `tadsr export`"
-            )
-        from tadsr.inference.onnx_export import export_onnx
+    if importlib.util.find_spec("onnx") is None:
+        raise ValueError(
+            f"{path.name} must be exported to ONNX first, which needs the onnx package "
+            "(pip install 'tadsr[onnx]'), or give an .onnx file from `tadsr export`"
+        )
+    from tadsr.inference.onnx_export import export_onnx
 
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        import atexit
+        import shutil
+
+        folder = Path(tempfile.mkdtemp(prefix="tadsr-onnx-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        warn(f"cannot write the ONNX cache {out.parent} ({exc.strerror or exc}); exporting "
+             f"{path.name} to a temporary file for this run (set TADSR_CACHE to a writable "
+             "folder)")  # fmt: skip
+        out = folder / name
         export_onnx(str(path), out, fidelity=f, fidelity_endpoint=endpoint)
+        return out
+    export_onnx(str(path), out, fidelity=f, fidelity_endpoint=endpoint)
+    record = {"size": out.stat().st_size, "sha256": sha256_file(out)}
+    with atomic_write(out.with_name(out.name + ".json")) as tmp:
+        tmp.write_text(json.dumps(record) + "\n")
     return out

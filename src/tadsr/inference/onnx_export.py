@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from tadsr.pipeline import SRPipeline
 from tadsr.utils.files import atomic_write
 
-__all__ = ["StudentGraph", "export_onnx", "max_difference", "OPSET"]
+__all__ = ["StudentGraph", "export_onnx", "is_tadsr_onnx", "max_difference", "output_problem",
+           "OPSET"]  # fmt: skip
 
 OPSET = 17
 
@@ -80,6 +81,60 @@ class StudentGraph(nn.Module):
         latent = self.net(x, self.t, lq)
         img = self.codec.decode(latent)[..., : h * self.scale, : w * self.scale]
         return (img.clamp(-1.0, 1.0) + 1.0) * 0.5
+
+
+def is_tadsr_onnx(path: str | Path) -> bool:
+    """Whether `path` is an ONNX file written by `tadsr export` (its tadsr.kind metadata)."""
+    import onnx
+
+    from tadsr.utils.files import file_problem
+
+    if file_problem(path):
+        return False
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not protobuf, cut, ...: not ours
+        return False
+    return any(p.key == "tadsr.kind" for p in proto.metadata_props)
+
+
+def output_problem(model: str | None, output: str | Path, *, overwrite: bool = False) -> str | None:
+    """Why `output` must not be written by an export of `model`, or None. Checked before
+    anything is written: the output is never the input model (the same file, through a
+    symbolic or a hard link too), its folder exists and takes files, and an existing file
+    is replaced only when it is an export of ours, or with `overwrite`."""
+    import os
+    import tempfile
+
+    from tadsr.models import resolve_model
+    from tadsr.utils.files import file_problem
+
+    out = Path(output)
+    parent = out.parent
+    why = file_problem(parent)
+    if why == "no such file":
+        return f"{out}: its folder {parent} does not exist"
+    if why != "is a folder, not a file":
+        what = "is a file" if why is None else why.replace(", not a file", "")
+        return f"{out}: {parent} {what}, not a folder"
+    why = file_problem(out)
+    if why == "is a folder, not a file":
+        return f"{out}: is a folder (give a file name, e.g. {out / 'model.onnx'})"
+    if why is None or out.is_symlink():
+        source = resolve_model(model)
+        if why is None and os.path.samefile(out, source):
+            return f"{out}: is the input model itself; refusing to replace it"
+        if why is None and not overwrite and not is_tadsr_onnx(out):
+            return (f"{out}: exists and is not an ONNX file written by tadsr export; "
+                    "refusing to replace it (--overwrite to replace it)")  # fmt: skip
+    elif why != "no such file":
+        return f"{out}: {why}"
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        return f"{out}: cannot write in {parent}: {exc.strerror or exc}"
+    return None
 
 
 def export_onnx(

@@ -28,10 +28,15 @@ def resolve_model(name_or_path: str | None) -> Path:
                 f"bundled model {name!r} is missing its file {path.name}; reinstall tadsr"
             )
         return path
+    from tadsr.utils.files import file_problem
+
     path = Path(name).expanduser()
-    if not path.exists():
+    problem = file_problem(path)  # stat only: a FIFO or a device is never opened
+    if problem == "no such file":
         known = ", ".join(sorted(entries)) or "none bundled"
         raise CheckpointError(f"{name}: no such file, and not a bundled model ({known})")
-    if path.is_dir():
+    if problem == "is a folder, not a file":
         raise CheckpointError(f"{name}: is a folder, not a checkpoint file")
+    if problem:
+        raise CheckpointError(f"{name}: {problem}")
     return path

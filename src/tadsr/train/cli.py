@@ -42,7 +42,15 @@ def _clear_errors(what: str):
 
     try:
         yield
-    except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+        print(f"tadsr train {what}: error: {exc.filename}: a file is in the way of a folder",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tadsr train {what}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (ValueError, CheckpointError, FloatingPointError) as exc:
         print(f"tadsr train {what}: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -332,8 +332,10 @@ def check(cfg: Any) -> None:
     for name in ("iterations", "batch_size", "grad_accum"):
         if getattr(run, name) < 1:
             raise ValueError(f"run.{name} must be at least 1, got {getattr(run, name)}")
-    if cfg.data.crop_size < 1 or cfg.optim.lr < 0:
-        raise ValueError("data.crop_size must be positive and optim.lr not negative")
+    if cfg.data.crop_size < 1:
+        raise ValueError(f"data.crop_size must be positive, got {cfg.data.crop_size}")
+    if not cfg.optim.lr >= 0:  # (nan too)
+        raise ValueError(f"optim.lr must not be negative, got {cfg.optim.lr}")
     if not 0 <= run.ema < 1:
         raise ValueError(f"run.ema must be in [0, 1), got {run.ema}")
     if isinstance(cfg, DistillConfig):

@@ -28,6 +28,7 @@ from tadsr.train.optim import adamw, autocast_for, finite_or_raise, grad_norm, l
 from tadsr.train.runlog import RunLog
 from tadsr.train.state import load_state, save_state
 from tadsr.utils.config import to_dict
+from tadsr.utils.files import remove_stale_temporaries
 
 
 class Objective(Protocol):
@@ -87,6 +88,7 @@ def train_loop(
     objects = {"model": model, "ema": ema, "opt": opt, "sched": sched, **obj.state()}
     objects["scaler"] = scaler
     ckpt = run_dir / "checkpoints" / "last.pt"
+    remove_stale_temporaries(ckpt.parent)  # a half-written checkpoint of a killed run
     start = 0
     if resume and ckpt.is_file():
         start = int(load_state(ckpt, objects, config_json(cfg))["step"])

@@ -8,7 +8,9 @@ never leaves a half-written file under the real name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,84 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file, in words, or None when it can.
+
+    Only `stat` is used: a FIFO or a device is never opened (opening a FIFO blocks until a
+    writer comes; reading /dev/zero never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"cannot open: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a file"
+    return "is not a regular file"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove this user's folders `PARENT/PREFIX<pid>-*` whose process is gone (a server
+    killed without its clean-up); returns those removed."""
+    import shutil
+
+    removed = []
+    for folder in Path(parent).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        try:
+            st = folder.lstat()
+        except OSError:
+            continue
+        if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        if int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete `.NAME.<pid>.tmp` files (`temporary_name`) left in `folder` by a killed
+    process (its pid is gone); those of running processes stay."""
+    folder = Path(folder)
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex (read 1 MiB at a time)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def temporary_name(path: Path) -> Path:

@@ -36,12 +36,14 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Route
 
 from tadsr.inference.core import COLOR_FIXES
 from tadsr.inference.fidelity import parse_fidelity
-from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull
+from tadsr.utils.files import remove_stale_folders
+from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull, WorkerDied
 
 __all__ = ["ServeConfig", "create_app"]
 
@@ -49,6 +51,7 @@ COOKIE = "tadsr_token"
 TILE_CHOICES = (None, 0, 64, 128, 256, 512)  # None = automatic, 0 = never tile
 _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 _ID = re.compile(r"[0-9a-f]{32}")
+MAX_ZIP_RESULTS = 100  # as many as the queue keeps (JobQueue.keep_finished)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class ServeConfig:
     local_only: bool = True  # accept only Host: localhost / 127.0.0.1 / [::1] (DNS rebinding)
     heartbeat_s: float = 20.0
     max_decoding: int = 2  # uploads decoded at once (each may be up to max_pixels)
+    loaded: dict = field(default_factory=dict)  # name -> pipeline loaded before the start
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -96,7 +100,9 @@ class _Routes:
     async def lifespan(self, _app):
         from tadsr.utils.device import pick_device, pick_dtype
 
-        with tempfile.TemporaryDirectory(prefix="tadsr-serve-") as workdir:
+        # the folder is named by this process, so that a later server can tell it is stale
+        remove_stale_folders(tempfile.gettempdir(), "tadsr-serve-")
+        with tempfile.TemporaryDirectory(prefix=f"tadsr-serve-{os.getpid()}-") as workdir:
             queue = JobQueue(
                 Path(workdir),
                 self.cfg.models,
@@ -105,6 +111,7 @@ class _Routes:
                 max_pixels=self.cfg.max_pixels,
                 heartbeat_s=self.cfg.heartbeat_s,
                 preload=self.default_model,
+                pipes=self.cfg.loaded,
             )
             self.state.update(queue=queue, workdir=Path(workdir))
             self.state["decoding"] = anyio.Semaphore(self.cfg.max_decoding)
@@ -210,6 +217,9 @@ class _Routes:
             ahead = self.state["queue"].submit(job)
         except _BadImage as exc:
             return _error(400, str(exc))
+        except WorkerDied as exc:
+            job.source.unlink()
+            return _error(503, f"{name}: {exc}")
         except QueueFull as exc:
             job.source.unlink()
             return _error(503, f"{name}: {exc}; try again later")
@@ -228,11 +238,13 @@ class _Routes:
         return _error(404, "no such job") if status is None else JSONResponse(status)
 
     async def cancel(self, request: Request) -> Response:
+        if request.headers.get("x-tadsr") != "1":  # as for uploads: no cross-site form posts
+            return _error(403, "missing X-Tadsr header")
         job = self.find(request)
         if job is None:
             return _error(404, "no such job")
         self.state["queue"].cancel(job.id)
-        return JSONResponse({"id": job.id, "self.state": job.state})
+        return JSONResponse({"id": job.id, "state": job.state})
 
     async def image(self, request: Request) -> Response:
         job = self.find(request)
@@ -246,21 +258,22 @@ class _Routes:
         return FileResponse(path, media_type="image/png")
 
     async def results_zip(self, request: Request) -> Response:
-        ids = [i for i in request.query_params.get("ids", "").split(",") if _ID.fullmatch(i)]
+        raw = request.query_params.get("ids", "").split(",")
+        ids = list(dict.fromkeys(i for i in raw if _ID.fullmatch(i)))  # each result once
+        if len(ids) > MAX_ZIP_RESULTS:
+            return _error(400, f"at most {MAX_ZIP_RESULTS} results per zip, got {len(ids)}")
         jobs = [j for j in map(self.state["queue"].get, ids) if j is not None and j.state == DONE]
         if not jobs:
             return _error(404, "no finished results to download")
-        buf = io.BytesIO()
-        used: set[str] = set()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed
-            for job in jobs:
-                name, k = _out_name(job), 2
-                while name.lower() in used:
-                    name, k = f"{_out_name(job)[:-4]}_{k}.png", k + 1
-                used.add(name.lower())
-                zf.write(job.result, name)
-        return Response(
-            buf.getvalue(),
+        entries, used = [], set()
+        for job in jobs:
+            name, k = _out_name(job), 2
+            while name.lower() in used:
+                name, k = f"{_out_name(job)[:-4]}_{k}.png", k + 1
+            used.add(name.lower())
+            entries.append((job.result, name))
+        return StreamingResponse(
+            _zip_stream(entries),
             media_type="application/zip",
             headers={"Content-Disposition": 'attachment; filename="tadsr-results.zip"'},
         )
@@ -337,6 +350,44 @@ def _int(q, key: str, default: int | None) -> int | None:
 
 def _mb(n: int) -> str:
     return f"{n / 2**20:g} MB"
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only, unseekable file that keeps what is written until taken."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def _zip_stream(entries: list[tuple[Path, str]], chunk: int = 1 << 20):
+    """The zip of (file, name in the zip), made while it is sent, about `chunk` bytes at a
+    time (stored: PNGs are compressed already); a result removed meanwhile is left out."""
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as zf:
+        for path, name in entries:
+            try:
+                src = open(path, "rb")
+            except OSError:
+                continue
+            with src, zf.open(name, "w", force_zip64=True) as dst:
+                while block := src.read(chunk):
+                    dst.write(block)
+                    yield sink.take()
+            if sink.parts:
+                yield sink.take()
+    if sink.parts:
+        yield sink.take()
 
 
 def _out_name(job: Job) -> str:

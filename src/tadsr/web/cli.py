@@ -123,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from tadsr.cli import UsageError
     from tadsr.utils.device import DeviceError, pick_device, pick_dtype
 
-    if args.max_upload_mb <= 0:
-        raise UsageError(f"--max-upload-mb must be > 0, got {args.max_upload_mb:g}")
+    if not 0 < args.max_upload_mb < 2**40:  # (nan fails every comparison)
+        raise UsageError(f"--max-upload-mb must be > 0 and finite, got {args.max_upload_mb:g}")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if args.token is not None and not args.token.strip():
@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0 to 65535, got {args.port}")
     try:
-        pick_device(args.device), pick_dtype(args.dtype)
+        device = pick_device(args.device)
+        dtype = pick_dtype(args.dtype, device)
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -157,6 +158,21 @@ def run(args: argparse.Namespace) -> int:
             return 1
     local = _is_loopback(args.host)
     models, kinds, teacher_steps = _models(args.model)
+    # the default model is loaded before the address is printed: a server that cannot run
+    # it says so and stops, instead of looking alive while every job waits
+    default = next(iter(models))
+    try:
+        from tadsr.pipeline import SRPipeline
+
+        loaded = {default: SRPipeline.from_pretrained(models[default], device=device,
+                                                      dtype=dtype)}  # fmt: skip
+    except Exception as exc:  # CheckpointError, a wrong layout, ...: one line
+        from tadsr.utils.files import one_line
+
+        msg = one_line(exc)
+        msg = msg if msg.startswith(str(models[default])) else f"{default}: {msg}"
+        print(f"{PROG}: error: cannot load model {msg}", file=sys.stderr)
+        return 1
     cfg = ServeConfig(
         models=models,
         kinds=kinds,
@@ -168,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         token=args.token,
         local_only=local,
+        loaded=loaded,
     )
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -188,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
         )
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     shown = f"[{shown}]" if ":" in shown else shown
-    query = f"/?token={args.token}" if args.token else "/"
+    from urllib.parse import quote
+
+    query = f"/?token={quote(args.token, safe='')}" if args.token else "/"
     print(f"{PROG}: http://{shown}:{port}{query}  (Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(
         create_app(cfg), log_level="warning", access_log=False, timeout_graceful_shutdown=5
@@ -196,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shut down cleanly first, then re-raised Ctrl-C
-        pass
+        print(f"{PROG}: stopped", file=sys.stderr)
+        return 130  # as every other command stopped by Ctrl-C
     print(f"{PROG}: stopped", file=sys.stderr)
     return 0

@@ -22,13 +22,17 @@ from typing import Any
 
 from tadsr.utils.files import one_line
 
-__all__ = ["Job", "JobOptions", "JobQueue", "QueueFull"]
+__all__ = ["Job", "JobOptions", "JobQueue", "QueueFull", "WorkerDied"]
 
 QUEUED, RUNNING, DONE, ERROR, CANCELLED = "queued", "running", "done", "error", "cancelled"
 
 
 class QueueFull(Exception):
     """More jobs are waiting than the queue takes."""
+
+
+class WorkerDied(QueueFull):
+    """The worker thread has stopped (its reason is the message): no job can run."""
 
 
 class _Cancelled(Exception):
@@ -84,6 +88,7 @@ class JobQueue:
         max_waiting: int = 32,
         keep_finished: int = 100,
         preload: str | None = None,
+        pipes: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.models = models  # name shown on the page -> NAME_OR_PATH for from_pretrained
@@ -97,7 +102,8 @@ class JobQueue:
         self._waiting: collections.deque[Job] = collections.deque()
         self._finished: collections.deque[str] = collections.deque()
         self._running: Job | None = None
-        self._pipes: dict[str, Any] = {}
+        self._pipes: dict[str, Any] = dict(pipes or {})  # name -> pipeline loaded already
+        self.dead: str | None = None  # why the worker stopped, if it did
         self._load_errors: dict[str, str] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -116,6 +122,8 @@ class JobQueue:
     def submit(self, job: Job) -> int:
         """Queue a job; returns how many jobs are ahead of it. QueueFull when too many wait."""
         with self._cond:
+            if self.dead is not None:
+                raise WorkerDied(self.dead)
             waiting = [j for j in self._waiting if not self._abandoned(j)]
             if len(waiting) >= self.max_waiting:
                 raise QueueFull(f"the queue is full ({self.max_waiting} jobs waiting)")
@@ -183,8 +191,30 @@ class JobQueue:
 
     # -- the worker --------------------------------------------------------------------
     def _work(self) -> None:
+        """The worker thread: runs the jobs; if it ever stops on an error, every waiting or
+        running job fails with the reason, later uploads are refused with it, and the
+        server's log says so."""
+        try:
+            self._work_loop()
+        except BaseException as exc:
+            reason = f"the server's worker stopped: {type(exc).__name__}: {one_line(exc)}"
+            with self._cond:
+                self.dead = reason
+                for job in [*self._waiting, *([self._running] if self._running else [])]:
+                    if not job.finished:
+                        self._end(job, ERROR, f"{job.name}: {reason}")
+                self._waiting.clear()
+                self._running = None
+            import sys
+
+            print(f"tadsr serve: error: {reason}", file=sys.stderr, flush=True)
+
+    def _work_loop(self) -> None:
         if self._preload is not None:
-            self._pipeline(self._preload)
+            try:
+                self._pipeline(self._preload)
+            except ModelError:  # remembered: the jobs that ask for this model get it
+                pass
         while True:
             with self._cond:
                 while not self._waiting and not self._stopping:

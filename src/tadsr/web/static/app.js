@@ -122,7 +122,7 @@ function queuedText(ahead) {
 }
 
 async function cancel(id) {
-  await fetch(`/api/jobs/${id}/cancel`, { method: "POST" }).catch(() => {});
+  await fetch(`/api/jobs/${id}/cancel`, { method: "POST", headers: { "X-Tadsr": "1" } }).catch(() => {});
 }
 
 async function poll() {
@@ -211,11 +211,14 @@ function setupDrop() {
   drop.addEventListener("drop", (e) => { e.preventDefault(); addFiles([...e.dataTransfer.files]); });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") input.click(); });
   $("#zip").addEventListener("click", () => {
-    location.href = `/api/results.zip?ids=${finished.join(",")}`;
+    location.href = `/api/results.zip?ids=${finished.slice(-100).join(",")}`;  // the server keeps 100
   });
   // a closed tab stops its jobs at once (the server would also notice the polling stop)
   window.addEventListener("pagehide", () => {
-    for (const id of active.keys()) navigator.sendBeacon(`/api/jobs/${id}/cancel`);
+    // (a keepalive fetch, not sendBeacon: it can carry the X-Tadsr header the server asks for)
+    for (const id of active.keys()) {
+      fetch(`/api/jobs/${id}/cancel`, { method: "POST", keepalive: true, headers: { "X-Tadsr": "1" } });
+    }
   });
 }
 
