@@ -81,13 +81,18 @@ def test_dial_reblends_in_place_and_auto_starts_at_the_student(pair):
         pipe.dial.set(1.5)
 
 
-def test_f1_with_the_bundled_teacher_is_the_teacher_in_one_step(photo):
+def test_the_bundled_dial_runs_from_the_student_to_its_faithful_endpoint(photo):
+    """F = 1 is the bundled faithful endpoint (named in the registry) run in one step; F = 0
+    is the plain student."""
+    from tadsr.models import registry
+
+    endpoint = registry()["tadsr-small"]["fidelity_endpoint"]
     img = np.ascontiguousarray(photo[120:152, 210:250])
     blend = Upscaler.from_pretrained(fidelity=1, dtype="fp32", tile=0)
-    teacher = Upscaler.from_pretrained("tadsr-small-teacher", steps=1, dtype="fp32", tile=0)
-    student = Upscaler.from_pretrained(dtype="fp32", tile=0)
+    faithful = Upscaler.from_pretrained(endpoint, steps=1, dtype="fp32", tile=0)
+    student = Upscaler.from_pretrained(fidelity=0, dtype="fp32", tile=0)
     out = blend(img).astype(int)
-    assert np.abs(out - teacher(img).astype(int)).max() <= 1
+    assert np.abs(out - faithful(img).astype(int)).max() <= 1
     assert np.abs(out - student(img).astype(int)).max() > 8  # the endpoints differ
     assert blend.last_fidelity == 1.0
 
@@ -129,8 +134,8 @@ def test_values_and_plans():
         with pytest.raises(ValueError, match="fidelity"):
             parse_fidelity(bad)
     # the registry names the bundled student's endpoint; its default (0) is the plain model
-    assert fidelity_plan("tadsr-small", 0.5) == (0.5, "tadsr-small-teacher")
-    assert fidelity_plan(None, "auto") == ("auto", "tadsr-small-teacher")
+    assert fidelity_plan("tadsr-small", 0.5) == (0.5, "tadsr-small-faithful")
+    assert fidelity_plan(None, "auto") == ("auto", "tadsr-small-faithful")
     assert fidelity_plan("tadsr-small") == (None, None)
     with pytest.raises(ValueError, match="no faithful endpoint"):
         fidelity_plan("tadsr-small-teacher", 0.5)

@@ -92,11 +92,11 @@ def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
     corpus, teacher_file, val_pairs, tmp_path
 ):
     """reg_target hr + HFSD (HR reference) + pixel discriminator on t_d in {0, 1}, two D
-    updates a step: every term runs, val.csv carries the discriminator's held-out AUC per t_d
+    updates a step after two pre-training updates (not repeated by the resume): every term runs, val.csv carries the discriminator's held-out AUC per t_d
     and the Laplacian baseline, and a stopped run resumes bitwise."""
     cfg = _cfg(
         corpus, teacher_file, reg_target="hr", hfsd_reference="hr", disc_kind="pixel",
-        disc_t_max=2, disc_steps=2, disc_probe=4, **{"run.val_every": 4,
+        disc_t_max=2, disc_steps=2, disc_probe=4, disc_pretrain=2, **{"run.val_every": 4,
         "data.val_pairs": val_pairs},
     )  # fmt: skip
     run = tmp_path / "full"

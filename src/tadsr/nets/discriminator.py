@@ -114,23 +114,38 @@ class _FiLMConv(nn.Module):
         return nn.functional.leaky_relu(h, 0.2)
 
 
+def high_pass(x: Tensor) -> Tensor:
+    """x minus its 5x5 box blur (reflect padding): the detail a blurry output lacks."""
+    blur = nn.functional.avg_pool2d(nn.functional.pad(x, (2, 2, 2, 2), mode="reflect"), 5, 1)
+    return x - blur
+
+
 class PixelDiscriminator(nn.Module):
     """A time-aware patch discriminator on the decoded image x_t (B, 3, H, W).
 
-    conv 3x3 (width w) -> conv 4x4 /2 (2w) -> conv 4x4 /2 (4w) -> conv 3x3 (4w) -> conv 3x3
-    to one logit per position of the H/4 x W/4 grid (a receptive field of about 30 pixels).
+    Its input is the image and its fixed high-pass (x - 5x5 box blur) times ``hf_gain``: with
+    spectral normalisation every layer passes small inputs on as small, and the student's
+    missing detail is small (about 0.07 RMS in [-1, 1]); on the same held-out crops a D
+    without this input stayed at AUC 0.54-0.56 after 300 updates, with it 0.72 and rising
+    (MODEL_CARD.md). Then conv 3x3 (width w) -> conv 4x4 /2 (2w) -> conv 4x4 /2 (4w) ->
+    conv 3x3 (4w) -> conv 3x3 to one logit per position of the H/4 x W/4 grid (a receptive
+    field of about 30 pixels).
     Every conv is spectral-normalised and FiLM-modulated by the sinusoidal embedding of t_d
     (zero-initialised, so the untrained heads ignore time). ``forward`` takes the same
     (list of maps, t) as ``TimeAwareDiscriminator`` and reads only the first map.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 32, temb_dim: int = TEMB_DIM):
+    def __init__(
+        self, in_channels: int = 3, width: int = 32, temb_dim: int = TEMB_DIM, hf_gain: float = 4.0
+    ):
         super().__init__()
         self.temb_dim = temb_dim
+        self.hf_gain = hf_gain
         w = width
+        c_in = 2 * in_channels if hf_gain else in_channels
         self.blocks = nn.ModuleList(
             [
-                _FiLMConv(in_channels, w, 3, 1, temb_dim),
+                _FiLMConv(c_in, w, 3, 1, temb_dim),
                 _FiLMConv(w, 2 * w, 4, 2, temb_dim),
                 _FiLMConv(2 * w, 4 * w, 4, 2, temb_dim),
                 _FiLMConv(4 * w, 4 * w, 3, 1, temb_dim),
@@ -141,6 +156,8 @@ class PixelDiscriminator(nn.Module):
     def forward(self, features: list[Tensor], t: Tensor) -> list[Tensor]:
         """Logits as one head, (B, 1, H/4 * W/4)."""
         h = features[0].contiguous()
+        if self.hf_gain:
+            h = torch.cat([h, self.hf_gain * high_pass(h)], dim=1)
         emb = timestep_sinusoid(t, self.temb_dim)
         for block in self.blocks:
             h = block(h, emb)

@@ -142,6 +142,7 @@ class DistillConfig:
     # about 3.5x less spread) | none (x_t without noise: with disc_t_max 1, D judges x0 itself)
     disc_noise: str = "gaussian"
     disc_steps: int = 1  # discriminator updates per micro-batch
+    disc_pretrain: int = 0  # discriminator-only updates before the student's first step
     disc_probe: int = 32  # held-out crops for the discriminator's AUC at each validation
     teacher_cache: int = 0  # >0: precompute this many (crop, noise, teacher target) samples
     teacher_cache_file: str = ""  # reuse another run's cache (same teacher, seed and data)
@@ -357,7 +358,7 @@ def _check_distill(cfg: DistillConfig) -> None:
             raise ValueError(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
             )
-    for name in ("disc_t_max", "disc_probe"):
+    for name in ("disc_t_max", "disc_probe", "disc_pretrain"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
     if cfg.disc_steps < 1:

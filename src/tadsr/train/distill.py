@@ -94,6 +94,29 @@ class DistillObjective:
             self.cache = TeacherCache.build(
                 path, cfg, self.teacher, self.data, self.degradation, d, log
             )
+        if cfg.w_gan > 0 and cfg.disc_pretrain > 0 and not self.disc_opt.state:
+            self.pretrain_disc(d, log)  # a fresh run; a resumed one has D's state already
+
+    def pretrain_disc(self, d: Dist, log) -> None:
+        """`disc_pretrain` discriminator-only updates against the initial student, on the
+        data of steps 0, 1, ... with draws of their own stream: the student's first
+        adversarial gradients then come from a discriminator that tells real from fake."""
+        process, t0 = self.teacher.process, time.time()
+        self.model.eval()
+        for k in range(self.cfg.disc_pretrain):
+            for hr, lq, eps, _zt, _g in self.batches(k, d):
+                g = step_generator(self.cfg.run.seed, k, 0, d.rank, "disc-pretrain")
+                x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
+                with torch.no_grad():
+                    x0_hat = Denoiser(self.model, process)(
+                        process.prior_sample(y, eps), process.last_t, lq
+                    )
+                t_d, n_d = self.disc_draw(y, g)
+                self.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)
+            if (k + 1) % 50 == 0 or k + 1 == self.cfg.disc_pretrain:
+                log.event(f"discriminator pre-training: {k + 1}/{self.cfg.disc_pretrain} "
+                          f"({time.time() - t0:.0f} s)")  # fmt: skip
+        self.model.train()
 
     def batches(self, step: int, d: Dist):
         """(hr, lq, eps, z_teacher, generator) per micro-batch of this step and rank."""
