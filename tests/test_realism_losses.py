@@ -92,8 +92,9 @@ def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
     corpus, teacher_file, val_pairs, tmp_path
 ):
     """reg_target hr + HFSD (HR reference) + pixel discriminator on t_d in {0, 1}, two D
-    updates a step after two pre-training updates (not repeated by the resume): every term runs, val.csv carries the discriminator's held-out AUC per t_d
-    and the Laplacian baseline, and a stopped run resumes bitwise."""
+    updates a step after two pre-training updates (not repeated by the resume): every term
+    runs, val.csv carries the discriminator's held-out AUC per t_d and the Laplacian
+    baseline, and a stopped run resumes bitwise."""
     cfg = _cfg(
         corpus, teacher_file, reg_target="hr", hfsd_reference="hr", disc_kind="pixel",
         disc_t_max=2, disc_steps=2, disc_probe=4, disc_pretrain=2, **{"run.val_every": 4,
@@ -164,3 +165,24 @@ def test_distill_init_from_starts_the_student_at_that_model(corpus, teacher_file
 def test_bad_realism_settings_are_refused_naming_the_setting(key, value, message):
     with pytest.raises(ValueError, match=message):
         resolve("distill", "tiny", [f"{key}={value}"])
+
+
+def test_a_faithful_run_without_cache_never_samples_the_teacher(corpus, teacher_file, tmp_path):
+    """reg_target hr and no HFSD / GAN, no cache: fresh crops every step, and the teacher's
+    sampling (a call of teacher_target) never runs."""
+    import tadsr.train.distill as distill_mod
+
+    calls = []
+    real = distill_mod.teacher_target
+    distill_mod.teacher_target = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, reg_target="hr", teacher_cache=0,
+                   **{"run.iterations": 2})  # fmt: skip
+        distill(cfg, tmp_path / "faithful", device="cpu")
+        assert calls == []
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, teacher_cache=0,
+                   **{"run.iterations": 1})  # fmt: skip
+        distill(cfg, tmp_path / "paper", device="cpu")
+        assert calls  # the teacher's target is sampled when regression reads it
+    finally:
+        distill_mod.teacher_target = real

@@ -132,10 +132,12 @@ class DistillObjective:
             self.data, self.degradation, step=step, batch_size=run.batch_size,
             accum=run.grad_accum, d=d, seed=run.seed,
         ):  # fmt: skip
-            _, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
+            x0, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
             eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
-            with torch.no_grad():
-                zt = teacher_target(teacher, cfg, y, mb.lq, eps)
+            zt = x0  # a placeholder when no loss reads the teacher's sample
+            if needs_teacher_sample(cfg):
+                with torch.no_grad():
+                    zt = teacher_target(teacher, cfg, y, mb.lq, eps)
             yield mb.hr, mb.lq, eps, zt, mb.generator
 
     def loss(self, net, batch, amp):
@@ -276,6 +278,13 @@ def cache_samples(indices, cfg: DistillConfig, teacher, data, degradation, devic
         _, y = latents(teacher.codec, hr.to(device), lq.to(device), teacher.scale)
         zt = teacher_target(teacher, cfg, y, lq.to(device), eps.to(device))
     return {"index": torch.tensor(indices), "hr": hr, "lq": lq, "eps": eps, "zt": zt.cpu()}
+
+
+def needs_teacher_sample(cfg: DistillConfig) -> bool:
+    """Whether a loss reads the teacher's sample: without a cache, a faithful run
+    (reg_target hr, HFSD off or on the HR reference) skips the teacher's T steps."""
+    reg = cfg.w_reg > 0 and cfg.reg_target == "teacher"
+    return reg or (cfg.w_hfsd > 0 and cfg.hfsd_reference == "teacher")
 
 
 def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
