@@ -68,10 +68,10 @@ def endpoint_for(model: str | None, endpoint: str | None = None) -> str | None:
     return _entry(model).get("fidelity_endpoint")
 
 
-def default_fidelity(model: str | None) -> float | None:
-    """The registry's "default_fidelity" of a bundled model (None for other models)."""
-    value = _entry(model).get("default_fidelity")
-    return None if value is None else float(value)
+def default_fidelity(model: str | None) -> float | str | None:
+    """The registry's "default_fidelity" of a bundled model: a number, "auto", or None (other
+    models)."""
+    return parse_fidelity(_entry(model).get("default_fidelity"))
 
 
 def fidelity_plan(
