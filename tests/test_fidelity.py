@@ -309,3 +309,16 @@ def test_exported_blend_matches_torch_and_the_cache_is_keyed_by_f(pair, tmp_path
     code = main(["export", student, "-o", str(tmp_path / "x.onnx"), "--fidelity", "auto",
                  "--fidelity-endpoint", teacher])  # fmt: skip
     assert code == 2 and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_registry_default_of_auto_is_taken_as_auto(monkeypatch):
+    import tadsr.models as models
+    from tadsr.web.cli import _dials
+
+    entries = models.registry()
+    entries["tadsr-small"] = {**entries["tadsr-small"], "default_fidelity": "auto"}
+    monkeypatch.setattr(models, "registry", lambda: entries)
+    endpoint = entries["tadsr-small"]["fidelity_endpoint"]
+    assert fidelity_plan("tadsr-small") == ("auto", endpoint)
+    assert fidelity_plan("tadsr-small", 0.25) == (0.25, endpoint)  # an asked F wins
+    assert _dials({"tadsr-small": "tadsr-small"}) == {"tadsr-small": "auto"}
