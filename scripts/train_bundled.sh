@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: corpus, teacher, the TAD-SR student and its two
-# ablations (regression only; no GAN), then copy teacher and student into the package and
-# measure the model card. Every step resumes where it stopped if the script is rerun.
+# ablations (regression only; no GAN), the faithful endpoint of the fidelity dial (two
+# stages), then copy teacher, student and endpoint into the package and measure the model
+# card. Every step resumes where it stopped if the script is rerun.
 #
 #   bash scripts/train_bundled.sh                    # CPU: about 2 h on 2 cores
 #   bash scripts/train_bundled.sh --device cuda      # one GPU: a few minutes
@@ -56,11 +57,27 @@ distill student-reg --losses reg "${SHARE[@]}"
 distill student-nogan --losses reg,hfsd "${SHARE[@]}"
 wait $FULL
 
-# 3. bundle and measure
+# 3. the fidelity dial's F = 1 end: the teacher fine-tuned at t = T-1 by regression to the
+#    HR latent; stage 1 on the cached samples, stage 2 from stage 1 on fresh crops (no
+#    cache: no loss reads the teacher's sample). The small preset's step counts as run.
+STAGE1=() STAGE2=(--set teacher_cache=0)
+if [ "$CONFIG" = small ]; then
+    STAGE1=(--set teacher_cache=2048 --set run.iterations=700)
+    STAGE2+=(--set run.iterations=1500 --set optim.decay_from=1000)
+fi
+F1=$OUT/faithful-stage1/model.safetensors
+F=$OUT/faithful/model.safetensors
+[ -f "$F1" ] || tadsr train distill --config "$CONFIG" --teacher "$T" --out "$OUT/faithful-stage1" \
+    --losses reg --set reg_target=hr "${STAGE1[@]}" "${COMMON[@]}"
+[ -f "$F" ] || tadsr train distill --config "$CONFIG" --teacher "$T" --out "$OUT/faithful" \
+    --losses reg --set reg_target=hr --set "run.init_from=$F1" "${STAGE2[@]}" "${COMMON[@]}"
+
+# 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then
-    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student/model.safetensors"
+    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student/model.safetensors" \
+        --faithful "$F"
     [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
     python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
         --no-gan "$OUT/student-nogan/model.safetensors"
 fi
-echo "trained: $T $OUT/student/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors"
+echo "trained: $T $OUT/student/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"
