@@ -75,15 +75,18 @@ def default_fidelity(model: str | None) -> float | str | None:
 
 
 def fidelity_plan(
-    model: str | None, fidelity: object = None, endpoint: str | None = None
+    model: str | None, fidelity: object = None, endpoint: str | None = None, *, fixed: bool = False
 ) -> tuple[float | str | None, str | None]:
     """(F or "auto", the endpoint to blend with) for loading `model`, or (None, None) for the
     model as it is. `fidelity` None means the registry's "default_fidelity" (a default of 0
-    loads the plain model, so its output stays what it was). ValueError in one line for a
-    bad value, or a fidelity with no endpoint known."""
+    loads the plain model, so its output stays what it was). `fixed`: for one fixed graph
+    (ONNX), where a default of "auto" cannot be, the plain model (F = 0) stands in. ValueError
+    in one line for a bad value, or a fidelity with no endpoint known."""
     f = parse_fidelity(fidelity)
     if f is None:
         f = default_fidelity(model)
+        if fixed and f == AUTO:
+            f = None
         if not f and endpoint is not None:
             raise ValueError("a fidelity endpoint needs a fidelity (0 to 1 or 'auto')")
         if not f:
