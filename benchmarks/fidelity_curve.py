@@ -44,8 +44,9 @@ def plot(rows: list[dict], kinds: list[str], png: Path) -> None:
         ax.set_xlabel("NIQE (lower = more natural)")
         ax.set_ylabel("PSNR-Y, dB (higher = more faithful)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=90)
 
@@ -61,10 +62,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--png", default="outputs/fidelity_curve/fidelity_curve.png")
     ap.add_argument("--json", default="outputs/fidelity_curve/fidelity_curve.json")
+    ap.add_argument("--replot", action="store_true", help="only redraw --png from --json")
     args = ap.parse_args()
+    kinds = args.kinds.split(",")
+    if args.replot:
+        plot(json.loads(Path(args.json).read_text())["rows"], kinds, Path(args.png))
+        print(f"wrote {args.png}")
+        return
     fs = [f"{f:g}" for f in FS] + (["auto"] if args.auto else [])
     methods = [(f"F={f}", f"{args.model}~{f}") for f in fs]
-    kinds = args.kinds.split(",")
     rows = evaluate(Path(args.val), Path(args.out), methods, args.reference, tuple(kinds),
                     args.threads, grids=False)  # fmt: skip
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
