@@ -23,6 +23,34 @@ from photo_val import evaluate  # noqa: E402
 FS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def whole_path_speed(model: str, fs: list[str], lr_dir: Path, rounds: int, threads: int) -> dict:
+    """Seconds per output MP of the whole path (read PNG, upscale at F, write PNG) over every
+    image of `lr_dir`, per F: the minimum over `rounds` rounds, the F values interleaved in
+    each round so that other load on the machine touches them alike. Loading is not timed."""
+    import tempfile
+    import time
+
+    import torch
+
+    from tadsr import Upscaler
+    from tadsr.inference.imageio import read_image, write_image
+
+    torch.set_num_threads(threads)
+    ups = {f: Upscaler.from_pretrained(model, fidelity=f, seed=0) for f in fs}
+    files = sorted(lr_dir.glob("*.png"))
+    best = {f: float("inf") for f in fs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for f, up in ups.items():
+                t0, mp = time.perf_counter(), 0.0
+                for src in files:
+                    out = up.upscale_picture(read_image(src))
+                    write_image(Path(tmp) / src.name, out)
+                    mp += out.color.shape[0] * out.color.shape[1] / 1e6
+                best[f] = min(best[f], (time.perf_counter() - t0) / mp)
+    return best
+
+
 def plot(rows: list[dict], kinds: list[str], png: Path) -> None:
     import matplotlib
 
@@ -63,8 +91,17 @@ def main() -> None:
     ap.add_argument("--png", default="outputs/fidelity_curve/fidelity_curve.png")
     ap.add_argument("--json", default="outputs/fidelity_curve/fidelity_curve.json")
     ap.add_argument("--replot", action="store_true", help="only redraw --png from --json")
+    ap.add_argument("--speed", type=int, default=0, metavar="ROUNDS",
+                    help="only time the whole path per F on the clean LR (min over ROUNDS)")
     args = ap.parse_args()
     kinds = args.kinds.split(",")
+    if args.speed:
+        fs = [f"{f:g}" for f in FS] + ["auto"]
+        got = whole_path_speed(args.model, fs, Path(args.val) / "lr_clean", args.speed,
+                               args.threads)  # fmt: skip
+        for f, v in got.items():
+            print(f"F={f:5s} whole path {v:.3f} s per output MP ({args.threads} threads)")
+        return
     if args.replot:
         plot(json.loads(Path(args.json).read_text())["rows"], kinds, Path(args.png))
         print(f"wrote {args.png}")
