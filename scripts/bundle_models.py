@@ -21,7 +21,8 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
 
 DESCRIPTIONS = {
     "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher "
-    "(target: its 4-step deterministic sampling)",
+    "(target: its 4-step deterministic sampling), then two realism stages of regression + the "
+    "pixel discriminator",
     "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
     "with clean, mild and heavy LR",
     "tadsr-small-faithful": "faithful one-step endpoint of the fidelity dial (x4): the teacher "
