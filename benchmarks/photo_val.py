@@ -156,7 +156,7 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/photo_val")
     ap.add_argument("--method", action="append", default=[], help="LABEL=MODEL[@STEPS][!DTYPE][~F]")
     ap.add_argument("--reference", action="append", default=[], help="realesrgan-x4plus ...")
-    ap.add_argument("--kinds", default="clean,real")
+    ap.add_argument("--kinds", default="clean,real", help="any of clean,real,heavy")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--no-grids", action="store_true")

@@ -2,7 +2,10 @@
 src/tadsr/models/registry.json (measured figures are added by benchmarks/model_card.py).
 
     python scripts/bundle_models.py --teacher runs/teacher-small/model.safetensors \
-        --student runs/student-small/model.safetensors
+        --student runs/student-small/model.safetensors [--faithful runs/faithful/model.safetensors]
+
+--faithful bundles the fidelity dial's F = 1 end as `tadsr-small-faithful` and names it as
+the student's `fidelity_endpoint`. Any of the three may be left out to keep the bundled file.
 """
 
 from __future__ import annotations
@@ -18,20 +21,29 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
 
 DESCRIPTIONS = {
     "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher "
-    "(target: its 4-step deterministic sampling)",
+    "(target: its 4-step deterministic sampling), then two realism stages of regression + the "
+    "pixel discriminator",
     "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
     "with clean, mild and heavy LR",
+    "tadsr-small-faithful": "faithful one-step endpoint of the fidelity dial (x4): the teacher "
+    "fine-tuned at t = T-1 by regression to the HR latent",
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--teacher", required=True)
-    ap.add_argument("--student", required=True)
+    ap.add_argument("--teacher")
+    ap.add_argument("--student")
+    ap.add_argument("--faithful")
     args = ap.parse_args()
     reg_path = MODELS / "registry.json"
     registry = json.loads(reg_path.read_text()) if reg_path.is_file() else {}
-    for name, src in (("tadsr-small", args.student), ("tadsr-small-teacher", args.teacher)):
+    chosen = (
+        ("tadsr-small", args.student),
+        ("tadsr-small-teacher", args.teacher),
+        ("tadsr-small-faithful", args.faithful),
+    )
+    for name, src in ((n, s) for n, s in chosen if s):
         meta = read_metadata(src)
         _, unet, _ = load_model_file(src)
         dst = MODELS / f"{name}.safetensors"
@@ -47,6 +59,8 @@ def main() -> None:
             provenance=meta.get("provenance", {}),
         )
         registry[name] = entry
+        if name == "tadsr-small-faithful":
+            registry.setdefault("tadsr-small", {})["fidelity_endpoint"] = name
         print(f"bundled {src} as {dst.name} ({dst.stat().st_size / 1e6:.2f} MB)")
     reg_path.write_text(json.dumps(registry, indent=2) + "\n")
 

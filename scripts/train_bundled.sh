@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: corpus, teacher, the TAD-SR student and its two
-# ablations (regression only; no GAN), then copy teacher and student into the package and
-# measure the model card. Every step resumes where it stopped if the script is rerun.
+# ablations (regression only; no GAN), the faithful endpoint of the fidelity dial (two
+# stages), then copy teacher, student and endpoint into the package and measure the model
+# card. Every step resumes where it stopped if the script is rerun.
 #
 #   bash scripts/train_bundled.sh                    # CPU: about 2 h on 2 cores
 #   bash scripts/train_bundled.sh --device cuda      # one GPU: a few minutes
@@ -45,22 +46,55 @@ distill() {  # OUT_NAME [--losses L]
     [ -f "$OUT/$name/model.safetensors" ] || tadsr train distill --config "$CONFIG" \
         --teacher "$T" --out "$OUT/$name" "${COMMON[@]}" "$@"
 }
-distill student &
+# stage 1 as the shipped student was trained (2026-12-02, before issue 20): the paper's
+# discriminator over the teacher's encoder at the paper's GAN weight
+PAPER_D=(--set disc_kind=encoder --set disc_t_max=0 --set disc_noise=gaussian
+         --set disc_pretrain=0 --set w_gan=0.02)
+distill student "${PAPER_D[@]}" &
 FULL=$!
 CACHE=$OUT/student/teacher_cache.pt
 while [ ! -f "$CACHE" ] && kill -0 $FULL 2>/dev/null; do sleep 2; done
 [ -f "$CACHE" ] || { wait $FULL; [ -f "$CACHE" ] || CACHE=""; }
 SHARE=()
 [ -n "$CACHE" ] && SHARE=(--set "teacher_cache_file=$CACHE")
-distill student-reg --losses reg "${SHARE[@]}"
-distill student-nogan --losses reg,hfsd "${SHARE[@]}"
+distill student-reg --losses reg "${SHARE[@]}" "${PAPER_D[@]}"
+distill student-nogan --losses reg,hfsd "${SHARE[@]}" "${PAPER_D[@]}"
 wait $FULL
 
-# 3. bundle and measure
+# 2b. the realism stages of the default student (issue 20): regression + the small preset's
+#     pixel discriminator, from stage 1, then from stage 2 (seeds as run)
+STAGES=()
+[ "$CONFIG" = small ] && STAGES=(--set teacher_cache=1024)
+realism() {  # OUT_NAME INIT SEED STEPS CACHE
+    local it=()
+    [ "$CONFIG" = small ] && it=(--set "run.iterations=$4")
+    distill "$1" --losses reg,gan --set "run.init_from=$2" --set "run.seed=$3" \
+        --set "teacher_cache_file=$5" "${it[@]}" "${STAGES[@]}"
+}
+realism student-gan2 "$OUT/student/model.safetensors" 0 200 "$OUT/student-gan2/teacher_cache.pt"
+realism student-gan3 "$OUT/student-gan2/model.safetensors" 2 400 "$OUT/student-gan2/teacher_cache.pt"
+
+# 3. the fidelity dial's F = 1 end: the teacher fine-tuned at t = T-1 by regression to the
+#    HR latent; stage 1 on the cached samples, stage 2 from stage 1 on fresh crops (no
+#    cache: no loss reads the teacher's sample). The small preset's step counts as run.
+STAGE1=() STAGE2=(--set teacher_cache=0)
+if [ "$CONFIG" = small ]; then
+    STAGE1=(--set teacher_cache=2048 --set run.iterations=700)
+    STAGE2+=(--set run.iterations=1500 --set optim.decay_from=1000)
+fi
+F1=$OUT/faithful-stage1/model.safetensors
+F=$OUT/faithful/model.safetensors
+[ -f "$F1" ] || tadsr train distill --config "$CONFIG" --teacher "$T" --out "$OUT/faithful-stage1" \
+    --losses reg --set reg_target=hr "${STAGE1[@]}" "${COMMON[@]}"
+[ -f "$F" ] || tadsr train distill --config "$CONFIG" --teacher "$T" --out "$OUT/faithful" \
+    --losses reg --set reg_target=hr --set "run.init_from=$F1" "${STAGE2[@]}" "${COMMON[@]}"
+
+# 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then
-    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student/model.safetensors"
+    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan3/model.safetensors" \
+        --faithful "$F"
     [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
     python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
         --no-gan "$OUT/student-nogan/model.safetensors"
 fi
-echo "trained: $T $OUT/student/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors"
+echo "trained: $T $OUT/student-gan3/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"

@@ -18,6 +18,7 @@ from tadsr import Upscaler
 from tadsr.checkpoints import CheckpointError
 from tadsr.cli import main
 from tadsr.inference.fidelity import estimate_fidelity, fidelity_plan, parse_fidelity
+from tadsr.models import registry
 from tadsr.pipeline import SRPipeline
 
 RNG = np.random.default_rng(0)
@@ -81,13 +82,16 @@ def test_dial_reblends_in_place_and_auto_starts_at_the_student(pair):
         pipe.dial.set(1.5)
 
 
-def test_f1_with_the_bundled_teacher_is_the_teacher_in_one_step(photo):
+def test_the_bundled_dial_runs_from_the_student_to_its_faithful_endpoint(photo):
+    """F = 1 is the bundled faithful endpoint (named in the registry) run in one step; F = 0
+    is the plain student."""
+    endpoint = registry()["tadsr-small"]["fidelity_endpoint"]
     img = np.ascontiguousarray(photo[120:152, 210:250])
     blend = Upscaler.from_pretrained(fidelity=1, dtype="fp32", tile=0)
-    teacher = Upscaler.from_pretrained("tadsr-small-teacher", steps=1, dtype="fp32", tile=0)
-    student = Upscaler.from_pretrained(dtype="fp32", tile=0)
+    faithful = Upscaler.from_pretrained(endpoint, steps=1, dtype="fp32", tile=0)
+    student = Upscaler.from_pretrained(fidelity=0, dtype="fp32", tile=0)
     out = blend(img).astype(int)
-    assert np.abs(out - teacher(img).astype(int)).max() <= 1
+    assert np.abs(out - faithful(img).astype(int)).max() <= 1
     assert np.abs(out - student(img).astype(int)).max() > 8  # the endpoints differ
     assert blend.last_fidelity == 1.0
 
@@ -128,10 +132,12 @@ def test_values_and_plans():
     for bad in ("1.01", -0.1, "nan", "inf", float("nan"), "half", ""):
         with pytest.raises(ValueError, match="fidelity"):
             parse_fidelity(bad)
-    # the registry names the bundled student's endpoint; its default (0) is the plain model
-    assert fidelity_plan("tadsr-small", 0.5) == (0.5, "tadsr-small-teacher")
-    assert fidelity_plan(None, "auto") == ("auto", "tadsr-small-teacher")
-    assert fidelity_plan("tadsr-small") == (None, None)
+    # the registry names the bundled student's endpoint and its default (0: the plain model)
+    assert fidelity_plan("tadsr-small", 0.5) == (0.5, "tadsr-small-faithful")
+    assert fidelity_plan(None, "auto") == ("auto", "tadsr-small-faithful")
+    default = parse_fidelity(registry()["tadsr-small"].get("default_fidelity"))
+    endpoint = registry()["tadsr-small"]["fidelity_endpoint"]
+    assert fidelity_plan("tadsr-small") == ((None, None) if not default else (default, endpoint))
     with pytest.raises(ValueError, match="no faithful endpoint"):
         fidelity_plan("tadsr-small-teacher", 0.5)
     with pytest.raises(ValueError, match="needs a fidelity"):
@@ -193,14 +199,14 @@ def test_cli_records_the_fidelity_and_default_output_is_unchanged(capsys, tmp_pa
     px = {n: np.asarray(im).astype(int) for n, im in images.items()}
     assert np.array_equal(px["plain"], px["0"])
     assert np.abs(px["0.5"] - px["0"]).max() > 0
-    # the bundled default (registry default_fidelity 0) writes what it wrote before the dial
-    code, _ = _cli(capsys, lr_png, "-o", tmp_path / "bundled", "-q", "--dtype", "fp32")
-    want = Upscaler(SRPipeline.from_pretrained(None), tile=None)
-    assert code == 0 and "tadsr:fidelity" not in Image.open(tmp_path / "bundled" / "a.png").info
-    from tadsr.inference.imageio import read_image
-
-    ref = want.upscale_picture(read_image(lr_png)).color
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "bundled" / "a.png")), ref)
+    # the bundled default is the registry's default_fidelity: the picture of asking for it
+    default = str(registry()["tadsr-small"]["default_fidelity"])
+    for name, extra in (("bundled", []), ("asked", ["--fidelity", default])):
+        code, err = _cli(capsys, lr_png, "-o", tmp_path / name, "-q", "--dtype", "fp32", *extra)
+        assert code == 0, err
+    got, asked = (Image.open(tmp_path / n / "a.png") for n in ("bundled", "asked"))
+    assert np.array_equal(np.asarray(got), np.asarray(asked))
+    assert got.info.get("tadsr:fidelity") == asked.info.get("tadsr:fidelity")
 
 
 def test_cli_auto_says_the_chosen_fidelity_per_image(capsys, tmp_path, pair, photo):
@@ -304,3 +310,16 @@ def test_exported_blend_matches_torch_and_the_cache_is_keyed_by_f(pair, tmp_path
     code = main(["export", student, "-o", str(tmp_path / "x.onnx"), "--fidelity", "auto",
                  "--fidelity-endpoint", teacher])  # fmt: skip
     assert code == 2 and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_registry_default_of_auto_is_taken_as_auto(monkeypatch):
+    import tadsr.models as models
+    from tadsr.web.cli import _dials
+
+    entries = models.registry()
+    entries["tadsr-small"] = {**entries["tadsr-small"], "default_fidelity": "auto"}
+    monkeypatch.setattr(models, "registry", lambda: entries)
+    endpoint = entries["tadsr-small"]["fidelity_endpoint"]
+    assert fidelity_plan("tadsr-small") == ("auto", endpoint)
+    assert fidelity_plan("tadsr-small", 0.25) == (0.25, endpoint)  # an asked F wins
+    assert _dials({"tadsr-small": "tadsr-small"}) == {"tadsr-small": "auto"}

@@ -37,6 +37,15 @@ def test_train_bundled_script_trains_teacher_student_and_ablations(tmp_path):
     assert losses["student"]["gan"] > 0 and losses["student"]["hfsd"] > 0
     assert losses["student-reg"]["gan"] == losses["student-reg"]["hfsd"] == 0
     assert losses["student-nogan"]["gan"] == 0 and losses["student-nogan"]["hfsd"] > 0
+    # the realism stages: regression + GAN, each starting from the stage before
+    for stage, init in (("student-gan2", "student"), ("student-gan3", "student-gan2")):
+        prov = read_metadata(out / stage / "model.safetensors")["provenance"]
+        assert prov["losses"]["gan"] > 0 and prov["losses"]["hfsd"] == 0
+        assert prov["init_from"] == str(out / init / "model.safetensors")
+    # the dial's faithful endpoint: regression to HR only, stage 2 starting from stage 1
+    faithful = read_metadata(out / "faithful" / "model.safetensors")["provenance"]
+    assert faithful["losses"]["reg_target"] == "hr" and faithful["losses"]["gan"] == 0
+    assert faithful["init_from"] == str(out / "faithful-stage1" / "model.safetensors")
     # the ablations reuse the full run's teacher targets instead of recomputing them
     assert not (out / "student-reg" / "teacher_cache.pt").exists()
     cfg = json.loads((out / "student-reg" / "config.json").read_text())

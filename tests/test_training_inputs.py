@@ -85,7 +85,12 @@ def test_photo_val_set_is_whole_photos_and_reproducible(tmp_path):
         want = np.clip(np.round(imresize(hr.astype(np.float64), 0.25)), 0, 255)
         assert np.array_equal(clean, want.astype(np.uint8))
         assert np.abs(real.astype(int) - clean.astype(int)).mean() > 0.5  # degraded
-        for sub in ("hr", "lr_clean", "lr_real"):
+        heavy = np.asarray(Image.open(tmp_path / "a" / "lr_heavy" / p["file"]))
+        assert heavy.shape == clean.shape
+        # noise sigma 10-15 then JPEG 50-60 over the clean LR: JPEG smooths some of the noise
+        diff = heavy.astype(float) - clean.astype(float)
+        assert 6 < diff.std() < 15
+        for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
             a = (tmp_path / "a" / sub / p["file"]).read_bytes()
             assert a == (tmp_path / "b" / sub / p["file"]).read_bytes()
 

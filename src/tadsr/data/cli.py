@@ -93,7 +93,7 @@ def _photo_val(args: argparse.Namespace) -> int:
         print(f"tadsr data photo-val: error: {exc}", file=sys.stderr)
         return 1
     mp = sum(e["width"] * e["height"] for e in entries) / 1e6
-    print(f"{args.out}: {len(entries)} whole photos, {mp:.2f} MP (hr/, lr_clean/, lr_real/)")
+    print(f"{args.out}: {len(entries)} whole photos, {mp:.2f} MP (hr/, lr_clean/, lr_real/, lr_heavy/)")
     return 0
 
 

@@ -2,13 +2,17 @@
 
 The photos come from Python packages that ship them (scikit-image, scikit-learn, matplotlib;
 none is a Debian wallpaper): faces and people, an animal, objects, architecture, a vehicle,
-foliage. Each whole photo (cropped to a multiple of the scale) gets two LR versions:
+foliage. Each whole photo (cropped to a multiple of the scale) gets three LR versions:
 
 - ``lr_clean``: MATLAB-style bicubic /scale (the classic benchmark input);
 - ``lr_real``: the seeded "mild" second-order Real-ESRGAN degradation (light blur, noise and
-  JPEG, no sinc), what a phone photo or a web JPEG looks like.
+  JPEG, no sinc), what a phone photo or a web JPEG looks like;
+- ``lr_heavy``: a heavily degraded photo: bicubic /scale, colour Gaussian noise of sigma
+  10-15 (of 255), then JPEG at quality 50-60 (seeded per photo), where a model that
+  mistakes noise and blocks for detail amplifies them.
 
-The layout is ``OUT/hr``, ``OUT/lr_clean``, ``OUT/lr_real`` with the same file names, plus
+The layout is ``OUT/hr``, ``OUT/lr_clean``, ``OUT/lr_real``, ``OUT/lr_heavy`` with the same
+file names, plus
 ``photos.json`` (source, licence, size, seed). A rerun with the same seed writes
 byte-identical files.
 """
@@ -27,7 +31,7 @@ from PIL import Image
 
 from tadsr.utils.files import atomic_write
 
-LR_KINDS = ("clean", "real")
+LR_KINDS = ("clean", "real", "heavy")
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,18 @@ def real_lr(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
     return (lr * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def heavy_lr(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
+    """Bicubic /scale, colour noise sigma U(10, 15) / 255, JPEG quality U(50, 60), seeded."""
+    from tadsr.data.jpeg import jpeg_roundtrip
+
+    key = np.random.SeedSequence([int(seed), zlib.crc32(name.encode()), 2]).generate_state(1)[0]
+    rng = np.random.default_rng(int(key))
+    x = clean_lr(hr, scale).astype(np.float64)
+    x = x + rng.normal(0.0, rng.uniform(10.0, 15.0), x.shape)
+    x = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return jpeg_roundtrip(x, int(round(rng.uniform(50.0, 60.0))))
+
+
 def _save(arr: np.ndarray, path: Path) -> None:
     with atomic_write(path) as tmp:
         Image.fromarray(arr, "RGB").save(tmp, format="PNG", compress_level=6)
@@ -144,7 +160,7 @@ def make_photo_val(
     Photos whose package is not installed are listed under "skipped" there
     (``pip install scikit-image scikit-learn matplotlib``)."""
     out = Path(out_dir)
-    for sub in ("hr", "lr_clean", "lr_real"):
+    for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
     for p in PHOTOS:
@@ -161,6 +177,7 @@ def make_photo_val(
         _save(hr, out / "hr" / fname)
         _save(clean_lr(hr, scale), out / "lr_clean" / fname)
         _save(real_lr(hr, scale, seed, p.name), out / "lr_real" / fname)
+        _save(heavy_lr(hr, scale, seed, p.name), out / "lr_heavy" / fname)
         entries.append(
             {
                 "file": fname,

@@ -130,13 +130,14 @@ def register(subparsers) -> None:
 
 FIDELITY_HELP = (
     "fidelity <-> realism dial, 0 (most realistic: the one-step student) to 1 (most "
-    "faithful: its endpoint, for tadsr-small its teacher run in one step). The two "
+    "faithful: its endpoint, for tadsr-small the bundled tadsr-small-faithful). The two "
     "networks' weights are blended once at load, w = (1-F) w_student + F w_endpoint, and "
-    "run in one step: no extra time. Default: the bundled model's default_fidelity (0)."
+    "run in one step: no extra time. Default: the bundled model's default_fidelity (auto "
+    "for tadsr-small; 0, the plain student, for --backend onnxruntime and tadsr export)."
 )
 FIDELITY_AUTO_HELP = (
-    "'auto' picks F per image from its degradation: F = max((noise - 2) / 4, (blocks - 1.15)"
-    " / 0.35) clipped to [0, 1] in steps of 0.05, noise = Immerkaer's estimate on the luma "
+    "'auto' picks F per image from its degradation: F = max((noise - 2) / 4, (blocks - 1.08)"
+    " / 0.22) clipped to [0, 1] in steps of 0.05, noise = Immerkaer's estimate on the luma "
     "(8-bit levels), blocks = JPEG 8-pixel grid step / inner step; a noisier or blockier "
     "input gets a higher F (the faithful end does not turn noise into texture)."
 )
@@ -166,7 +167,8 @@ def fidelity_usage(args: argparse.Namespace, no_auto: str | None = None):
         raise UsageError("--fidelity: an .onnx file has its blend inside (tadsr export "
                          "--fidelity F makes one)")  # fmt: skip
     try:
-        f, endpoint = fidelity_plan(args.model, args.fidelity, args.fidelity_endpoint)
+        f, endpoint = fidelity_plan(args.model, args.fidelity, args.fidelity_endpoint,
+                                    fixed=no_auto is not None)  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if f is None:

@@ -12,12 +12,15 @@ student would turn noise and block edges into invented texture:
 
     noise  = Immerkaer's fast noise estimate (sigma, 8-bit levels) of the luma's flatter half
     blocks = mean |step| across the 8-pixel JPEG grid / mean |step| inside the blocks
-    F      = max(clip((noise - 2) / 4, 0, 1), clip((blocks - 1.15) / 0.35, 0, 1)),
+    F      = max(clip((noise - 2) / 4, 0, 1), clip((blocks - 1.08) / 0.22, 0, 1)),
              rounded to 0.05
 
 On the 9 validation photos a clean (bicubic) LR reads noise 0.4 to 2.4 and blocks 0.93 to
 1.06 (F about 0); added Gaussian noise of sigma 6 levels reads about 4 to 5 (F 0.5 to 0.75),
-sigma 10 about 7 (F 1); JPEG quality 30 reads blocks 1.27 to 1.97.
+sigma 10 about 7 (F 1); JPEG quality 30 reads blocks 1.27 to 1.97. The set's `heavy` LR
+(noise sigma 10-15 then JPEG 50-60, which smooths most of the noise away) reads noise 0.9 to
+3.1 and blocks 1.15 to 1.50, its `real` LR (mild) blocks 0.97 to 1.13: the block ramp starts
+above every clean photo and reaches F = 1 at 1.30.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ __all__ = ["AUTO", "default_fidelity", "endpoint_for", "estimate_fidelity", "fid
 AUTO = "auto"
 STEP = 0.05  # `auto` picks F on this grid (and the blended weights are cached by it)
 NOISE_RANGE = (2.0, 6.0)  # Immerkaer sigma (8-bit levels) mapped to F 0 .. 1
-BLOCK_RANGE = (1.15, 1.5)  # JPEG grid / inner step ratio mapped to F 0 .. 1
+BLOCK_RANGE = (1.08, 1.3)  # JPEG grid / inner step ratio mapped to F 0 .. 1
 
 
 def parse_fidelity(value: object) -> float | str | None:
@@ -65,22 +68,25 @@ def endpoint_for(model: str | None, endpoint: str | None = None) -> str | None:
     return _entry(model).get("fidelity_endpoint")
 
 
-def default_fidelity(model: str | None) -> float | None:
-    """The registry's "default_fidelity" of a bundled model (None for other models)."""
-    value = _entry(model).get("default_fidelity")
-    return None if value is None else float(value)
+def default_fidelity(model: str | None) -> float | str | None:
+    """The registry's "default_fidelity" of a bundled model: a number, "auto", or None (other
+    models)."""
+    return parse_fidelity(_entry(model).get("default_fidelity"))
 
 
 def fidelity_plan(
-    model: str | None, fidelity: object = None, endpoint: str | None = None
+    model: str | None, fidelity: object = None, endpoint: str | None = None, *, fixed: bool = False
 ) -> tuple[float | str | None, str | None]:
     """(F or "auto", the endpoint to blend with) for loading `model`, or (None, None) for the
     model as it is. `fidelity` None means the registry's "default_fidelity" (a default of 0
-    loads the plain model, so its output stays what it was). ValueError in one line for a
-    bad value, or a fidelity with no endpoint known."""
+    loads the plain model, so its output stays what it was). `fixed`: for one fixed graph
+    (ONNX), where a default of "auto" cannot be, the plain model (F = 0) stands in. ValueError
+    in one line for a bad value, or a fidelity with no endpoint known."""
     f = parse_fidelity(fidelity)
     if f is None:
         f = default_fidelity(model)
+        if fixed and f == AUTO:
+            f = None
         if not f and endpoint is not None:
             raise ValueError("a fidelity endpoint needs a fidelity (0 to 1 or 'auto')")
         if not f:

@@ -217,7 +217,7 @@ def cached_onnx(
     path = resolve_model(model)
     if path.suffix.lower() == ".onnx":
         return path
-    f, endpoint = fidelity_plan(model, fidelity, fidelity_endpoint)
+    f, endpoint = fidelity_plan(model, fidelity, fidelity_endpoint, fixed=True)
     if f == "auto":
         raise ValueError("fidelity 'auto' picks F per image, which the ONNX graph cannot")
     digest = sha256_file(path)[:16]

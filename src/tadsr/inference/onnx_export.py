@@ -150,6 +150,10 @@ def export_onnx(
     `fidelity`, `fidelity_endpoint`: export the blend (`SRPipeline.from_pretrained`)."""
     import onnx
 
+    from tadsr.inference.fidelity import AUTO, default_fidelity
+
+    if fidelity is None and default_fidelity(model) == AUTO:
+        fidelity = 0.0  # one fixed graph: a default of auto exports the plain student
     pipe = SRPipeline.from_pretrained(model, device="cpu", fidelity=fidelity,
                                       fidelity_endpoint=fidelity_endpoint)  # fmt: skip
     if pipe.fidelity == "auto":

@@ -1,11 +1,14 @@
 """High-frequency enhanced score distillation (TAD-SR, SPEC §5.2).
 
-    x_s = q(x0_hat, t_h, n),  x_r = q(z_teacher, t_h, n),  t_h ~ U{0, 1, 2}
+    x_s = q(x0_hat, t_h, n),  x_r = q(z_ref, t_h, n),  t_h ~ U{0, 1, 2}
     eps_hat(x) = (x - x0_pred - eta_t (y - x0_pred)) / (kappa sqrt(eta_t))
     g = stopgrad(eps_hat(x_s) - eps_hat(x_r)),   L_hfsd = mean(g * x0_hat)
 
-With `reference="noise"` it is plain score distillation (g = eps_hat(x_s) - n), which the
-paper shows to be biased; `noise="uniform"` reproduces the official code's U[0, 1) draw.
+z_ref is the teacher's sample (`reference="teacher"`, TAD-SR) or the HR latent
+(`reference="hr"`, the official code's `score_distill_target` option: the caller passes the
+HR latent as `z_ref`). With `reference="noise"` it is plain score distillation
+(g = eps_hat(x_s) - n), which the paper shows to be biased; `noise="uniform"` reproduces
+the official code's U[0, 1) draw.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def hfsd_loss(
     teacher: Callable,
     process: Process,
     x0_hat: Tensor,
-    z_teacher: Tensor,
+    z_ref: Tensor,
     y: Tensor,
     lq: Tensor,
     generator: torch.Generator,
@@ -46,12 +49,12 @@ def hfsd_loss(
     with torch.no_grad():
         x_s = process.q_sample(x0_hat.detach(), y, t, n)
         eps_s = process.eps_from_x0(x_s, y, t, denoise(x_s, t, lq))
-        if reference == "teacher":
-            x_r = process.q_sample(z_teacher, y, t, n)
+        if reference in ("teacher", "hr"):
+            x_r = process.q_sample(z_ref, y, t, n)
             eps_r = process.eps_from_x0(x_r, y, t, denoise(x_r, t, lq))
         elif reference == "noise":
             eps_r = n
         else:
-            raise ValueError(f"reference must be 'teacher' or 'noise', got {reference!r}")
+            raise ValueError(f"reference must be 'teacher', 'hr' or 'noise', got {reference!r}")
         g = eps_s - eps_r
     return (g * x0_hat).mean()

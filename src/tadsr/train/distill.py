@@ -3,8 +3,10 @@
 Per step, with one eps shared by student and teacher:
     z = y + kappa sqrt(eta_{T-1}) eps,   x0_hat = student(z / c_{T-1}, T-1, lq)
     L = w_reg ||x0_hat - z_teacher||^2 + w_hfsd L_hfsd + w_gan L_G
-where z_teacher is the teacher's deterministic T-step sample from the same z. The
-time-aware discriminator (heads over the frozen teacher encoder) is updated first.
+where z_teacher is the teacher's deterministic T-step sample from the same z (or, with
+`reg_target: hr`, the HR latent: a faithful one-step model). The time-aware discriminator
+(heads over the frozen teacher encoder, or with `disc_kind: pixel` a patch discriminator on
+the decoded x_t) is updated first.
 
 The teacher's T steps dominate the cost on a CPU. With `teacher_cache = N` the run first
 computes N fixed (crop, degradation, eps, z_teacher) samples, then trains on them with fresh
@@ -23,7 +25,7 @@ from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
 from tadsr.losses.adversarial import all_logits
-from tadsr.nets.discriminator import TimeAwareDiscriminator
+from tadsr.nets.discriminator import PixelDiscriminator, TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
 from tadsr.train.batches import (
     first_index,
@@ -34,6 +36,7 @@ from tadsr.train.batches import (
     training_crops,
 )
 from tadsr.train.config import DistillConfig
+from tadsr.train.disc_probe import probe_discriminator
 from tadsr.train.distributed import Dist
 from tadsr.train.loop import train_loop
 from tadsr.train.validation import validate
@@ -61,7 +64,18 @@ class DistillObjective:
         self.teacher = load_teacher(cfg, d.device)
         self.denoiser = Denoiser(self.teacher.net, self.teacher.process)
         self.model = copy.deepcopy(self.teacher.net).train().requires_grad_(True)
-        self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
+        if cfg.run.init_from:  # continue from a committed student (stage by stage)
+            from tadsr.train.teacher import init_weights
+
+            init_weights(self.model, cfg.run.init_from)
+        if cfg.disc_kind == "pixel":
+            self.disc = PixelDiscriminator(
+                self.teacher.codec.decode(torch.zeros(1, self.teacher.codec.channels, 1, 1)).shape[
+                    1
+                ]
+            ).to(d.device)
+        else:
+            self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
         self.disc_opt = torch.optim.AdamW(
             self.disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
         )
@@ -80,6 +94,29 @@ class DistillObjective:
             self.cache = TeacherCache.build(
                 path, cfg, self.teacher, self.data, self.degradation, d, log
             )
+        if cfg.w_gan > 0 and cfg.disc_pretrain > 0 and not self.disc_opt.state:
+            self.pretrain_disc(d, log)  # a fresh run; a resumed one has D's state already
+
+    def pretrain_disc(self, d: Dist, log) -> None:
+        """`disc_pretrain` discriminator-only updates against the initial student, on the
+        data of steps 0, 1, ... with draws of their own stream: the student's first
+        adversarial gradients then come from a discriminator that tells real from fake."""
+        process, t0 = self.teacher.process, time.time()
+        self.model.eval()
+        for k in range(self.cfg.disc_pretrain):
+            for hr, lq, eps, _zt, _g in self.batches(k, d):
+                g = step_generator(self.cfg.run.seed, k, 0, d.rank, "disc-pretrain")
+                x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
+                with torch.no_grad():
+                    x0_hat = Denoiser(self.model, process)(
+                        process.prior_sample(y, eps), process.last_t, lq
+                    )
+                t_d, n_d = self.disc_draw(y, g)
+                self.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)
+            if (k + 1) % 50 == 0 or k + 1 == self.cfg.disc_pretrain:
+                log.event(f"discriminator pre-training: {k + 1}/{self.cfg.disc_pretrain} "
+                          f"({time.time() - t0:.0f} s)")  # fmt: skip
+        self.model.train()
 
     def batches(self, step: int, d: Dist):
         """(hr, lq, eps, z_teacher, generator) per micro-batch of this step and rank."""
@@ -95,15 +132,17 @@ class DistillObjective:
             self.data, self.degradation, step=step, batch_size=run.batch_size,
             accum=run.grad_accum, d=d, seed=run.seed,
         ):  # fmt: skip
-            _, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
+            x0, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
             eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
-            with torch.no_grad():
-                zt = teacher_target(teacher, cfg, y, mb.lq, eps)
+            zt = x0  # a placeholder when no loss reads the teacher's sample
+            if needs_teacher_sample(cfg):
+                with torch.no_grad():
+                    zt = teacher_target(teacher, cfg, y, mb.lq, eps)
             yield mb.hr, mb.lq, eps, zt, mb.generator
 
     def loss(self, net, batch, amp):
-        """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after one discriminator update."""
-        cfg, process, D = self.cfg, self.teacher.process, self.denoiser
+        """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after the discriminator's update(s)."""
+        cfg, process = self.cfg, self.teacher.process
         hr, lq, eps, z_teacher, g = batch
         x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
         z = process.prior_sample(y, eps)
@@ -111,35 +150,63 @@ class DistillObjective:
             x0_hat = Denoiser(net, process)(z, process.last_t, lq).float()
         terms = dict.fromkeys(("reg", "hfsd", "g", "d", "d_real", "d_fake"), 0.0)
         if cfg.w_gan > 0:  # discriminator first, on this micro-batch
-            t_d = torch.randint(0, process.last_t, (y.shape[0],), generator=g).to(y.device)
-            n_d = torch.randn(y.shape, generator=g).to(y.device)
-            terms["d"], terms["d_real"], terms["d_fake"] = _disc_step(
-                D, self.dnet, self.disc_opt, x0_gt, x0_hat.detach(), y, lq, t_d, n_d
-            )
-        loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, z_teacher))
+            for _ in range(cfg.disc_steps):
+                t_d, n_d = self.disc_draw(y, g)
+                terms["d"], terms["d_real"], terms["d_fake"] = self.disc_update(
+                    x0_gt, x0_hat.detach(), y, lq, t_d, n_d
+                )
+        target = x0_gt if cfg.reg_target == "hr" else z_teacher
+        loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, target))
         terms["reg"] = l_reg.item()
         if cfg.w_hfsd > 0:
+            ref = x0_gt if cfg.hfsd_reference == "hr" else z_teacher
             l_h = hfsd_loss(
-                self.teacher.net, process, x0_hat, z_teacher, y, lq, g, max_t=cfg.hfsd_max_t,
+                self.teacher.net, process, x0_hat, ref, y, lq, g, max_t=cfg.hfsd_max_t,
                 reference=cfg.hfsd_reference, noise=cfg.hfsd_noise,
             )  # fmt: skip
             loss = loss + cfg.w_hfsd * l_h
             terms["hfsd"] = l_h.item()
         if cfg.w_gan > 0:
             self.disc.requires_grad_(False)
-            feats = D.features(process.q_sample(x0_hat, y, t_d, n_d), t_d, lq)
+            feats = self.disc_inputs(process.q_sample(x0_hat, y, t_d, n_d), t_d, lq)
             l_g = g_hinge_loss(self.disc(feats, t_d))
             self.disc.requires_grad_(True)
             loss = loss + cfg.w_gan * l_g
             terms["g"] = l_g.item()
         return loss, terms
 
+    def disc_draw(self, y, g):
+        """(t_d, noise) for one discriminator update: t_d uniform over {0 .. T-2} (the paper)
+        or over {0 .. disc_t_max - 1}; Gaussian noise, or the official code's U[0, 1)."""
+        last = self.teacher.process.last_t
+        hi = min(self.cfg.disc_t_max, last) if self.cfg.disc_t_max else last
+        t_d = torch.randint(0, max(hi, 1), (y.shape[0],), generator=g).to(y.device)
+        return t_d, disc_noise(self.cfg.disc_noise, y.shape, g).to(y.device)
+
+    def disc_inputs(self, x_t, t_d, lq) -> list:
+        """What the discriminator reads at x_t: the teacher encoder's maps, or the decoded
+        noisy image (`disc_kind: pixel`)."""
+        if self.cfg.disc_kind == "pixel":
+            return [self.teacher.codec.decode(x_t)]
+        return self.denoiser.features(x_t, t_d, lq)
+
+    def disc_update(self, x0_gt, x0_fake, y, lq, t_d, n_d):
+        read = lambda x_t: self.disc_inputs(x_t, t_d, lq)  # noqa: E731
+        return disc_update(
+            read, self.dnet, self.disc_opt, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d
+        )
+
     def validate(self, ema_model, png: Path) -> dict:
+        """PSNR-Y / SSIM-Y of validation pairs and, with the GAN on, the discriminator's
+        held-out AUC per t_d next to the fixed Laplacian-energy detector (`disc_probe`)."""
         t = self.teacher
-        return validate(
+        metrics = validate(
             ema_model, t.codec, t.process, scale=t.scale, kind="student", data=self.cfg.data,
             png=png,
         )  # fmt: skip
+        if self.cfg.w_gan > 0 and self.cfg.disc_probe > 0:
+            metrics.update(probe_discriminator(self, ema_model, self.cfg.disc_probe))
+        return metrics
 
     def export(self, ema_model, out: Path, step: int) -> Path:
         return export_student(ema_model, self.teacher, self.cfg, out, step)
@@ -213,6 +280,13 @@ def cache_samples(indices, cfg: DistillConfig, teacher, data, degradation, devic
     return {"index": torch.tensor(indices), "hr": hr, "lq": lq, "eps": eps, "zt": zt.cpu()}
 
 
+def needs_teacher_sample(cfg: DistillConfig) -> bool:
+    """Whether a loss reads the teacher's sample: without a cache, a faithful run
+    (reg_target hr, HFSD off or on the HR reference) skips the teacher's T steps."""
+    reg = cfg.w_reg > 0 and cfg.reg_target == "teacher"
+    return reg or (cfg.w_hfsd > 0 and cfg.hfsd_reference == "teacher")
+
+
 def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
     """The regression target: the teacher's deterministic sample from the student's own
     starting point, over all T steps or (``cfg.teacher_steps``) respaced to fewer."""
@@ -226,15 +300,21 @@ def _save_atomic(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _disc_step(denoiser, dnet, d_opt, x0_gt, x0_fake, y, lq, t_d, n_d):
-    """One hinge update of the discriminator heads on real = q(x0_gt), fake = q(x0_hat),
-    both read through the frozen teacher's encoder. Returns (loss, mean real logit, mean
-    fake logit) before the update: the logged logits show whether the discriminator tells
-    the two apart."""
-    process = denoiser.process
+def disc_noise(kind: str, shape, g: torch.Generator) -> torch.Tensor:
+    """The noise of the discriminator's q(x_t | x0): N(0, 1), U[0, 1) or none."""
+    if kind == "none":
+        return torch.zeros(shape)
+    return (torch.rand if kind == "uniform" else torch.randn)(shape, generator=g)
+
+
+def disc_update(read, dnet, d_opt, process, x0_gt, x0_fake, y, t_d, n_d):
+    """One hinge update of the discriminator on real = q(x0_gt), fake = q(x0_fake), both
+    read by `read(x_t)` (the frozen teacher's encoder, or the decoded image). Returns (loss,
+    mean real logit, mean fake logit) before the update: the logged logits show whether the
+    discriminator tells the two apart."""
     with torch.no_grad():
-        f_real = denoiser.features(process.q_sample(x0_gt, y, t_d, n_d), t_d, lq)
-        f_fake = denoiser.features(process.q_sample(x0_fake, y, t_d, n_d), t_d, lq)
+        f_real = read(process.q_sample(x0_gt, y, t_d, n_d))
+        f_fake = read(process.q_sample(x0_fake, y, t_d, n_d))
     d_opt.zero_grad(set_to_none=True)
     real, fake = dnet(f_real, t_d), dnet(f_fake, t_d)
     loss = d_hinge_loss(real, fake)
@@ -253,6 +333,8 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
         "gan": cfg.w_gan,
         "hfsd_reference": cfg.hfsd_reference,
         "hfsd_noise": cfg.hfsd_noise,
+        "reg_target": cfg.reg_target,
+        "disc_kind": cfg.disc_kind,
     }
     return save_model(
         out,
@@ -270,6 +352,7 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
             "iterations": step,
             "losses": losses,
             "teacher_cache": cfg.teacher_cache,
+            "init_from": cfg.run.init_from,
             "data": cfg.data.root,
         },
     )

@@ -58,7 +58,8 @@ MAX_ZIP_RESULTS = 100  # as many as the queue keeps (JobQueue.keep_finished)
 class ServeConfig:
     models: dict[str, str | None]  # name on the page -> NAME_OR_PATH; the first is the default
     kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
-    fidelity: dict[str, float] = field(default_factory=dict)  # name -> default F (has a dial)
+    # name -> default F, a number or "auto" (the models that have a dial)
+    fidelity: dict[str, float | str] = field(default_factory=dict)
     teacher_steps: int = 15
     device: str = "cpu"
     dtype: str = "auto"

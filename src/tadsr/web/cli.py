@@ -103,7 +103,7 @@ def _models(default: str | None) -> tuple[dict[str, str | None], dict[str, str],
     return models, kinds, int(steps)
 
 
-def _dials(models: dict[str, str | None]) -> dict[str, float]:
+def _dials(models: dict[str, str | None]) -> dict[str, float | str]:
     """name -> default F of the models with a faithful endpoint (the page's slider)."""
     from tadsr.inference.fidelity import default_fidelity, endpoint_for
 

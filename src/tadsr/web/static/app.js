@@ -46,7 +46,10 @@ function syncSteps() {
   // the fidelity dial: for a model with a faithful endpoint, starting at its default
   const dial = m && m.fidelity !== null && m.fidelity !== undefined;
   $("#fidelity").disabled = $("#fidelity-auto").disabled = !dial;
-  if (dial) $("#fidelity").value = m.fidelity;
+  if (dial) {  // a default of "auto" ticks the box; the slider keeps its place
+    $("#fidelity-auto").checked = m.fidelity === "auto";
+    if (m.fidelity !== "auto") $("#fidelity").value = m.fidelity;
+  }
   showFidelity();
 }
 

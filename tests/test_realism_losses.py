@@ -1,0 +1,188 @@
+"""The realism options of the distillation (issue 20): the faithful regression target, HFSD's
+HR reference, the pixel-space discriminator with t_d on the informative steps, and the
+discriminator's held-out AUC next to the Laplacian-energy detector. Tiny config, real photos."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tadsr.train.config import resolve
+from tadsr.train.distill import distill
+
+
+def _cfg(corpus, teacher_file, **sets):
+    items = [f"data.root={corpus}", f"teacher={teacher_file}", "run.threads=1"]
+    return resolve("distill", "tiny", items + [f"{k}={v}" for k, v in sets.items()])
+
+
+def test_auc_is_the_chance_a_real_scores_above_a_fake():
+    from tadsr.train.disc_probe import auc
+
+    assert auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 1.0
+    assert auc(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 0.0
+    assert auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == 0.5
+    assert auc(torch.tensor([1.0]), torch.tensor([1.0])) == 0.5  # a tie counts half
+
+
+def test_laplacian_energy_ranks_detail_above_blur():
+    from tadsr.train.disc_probe import laplacian_energy
+
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    blurred = torch.nn.functional.avg_pool2d(sharp, 3, 1, 1)
+    e_sharp, e_blur = laplacian_energy(sharp), laplacian_energy(blurred)
+    assert (e_sharp > 4 * e_blur).all()
+    assert laplacian_energy(torch.zeros(1, 3, 8, 8)).item() == 0.0
+
+
+def test_hfsd_hr_reference_is_zero_at_the_hr_latent():
+    """With the HR latent as reference, HFSD vanishes where the student equals HR and pushes
+    a shifted student back towards it."""
+    from tadsr.diffusion import SCHEDULE_PRESETS, Process
+    from tadsr.losses import hfsd_loss
+
+    p = Process(SCHEDULE_PRESETS["sr"])
+    hr = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
+
+    def oracle(x, t, lq):
+        return hr
+
+    y = torch.zeros_like(hr)
+    at_hr = hr.clone().requires_grad_(True)
+    hfsd_loss(
+        oracle, p, at_hr, hr, y, None, torch.Generator().manual_seed(0), reference="hr"
+    ).backward()
+    assert at_hr.grad.abs().max().item() < 1e-6
+    off = (hr - 0.3).requires_grad_(True)
+    hfsd_loss(
+        oracle, p, off, hr, y, None, torch.Generator().manual_seed(0), reference="hr"
+    ).backward()
+    assert (off.grad < 0).float().mean().item() > 0.99  # x - lr * grad moves up, towards HR
+
+
+def test_pixel_discriminator_separates_an_easy_pair_and_is_time_aware():
+    from tadsr.diffusion import SCHEDULE_PRESETS, Process
+    from tadsr.nets.discriminator import PixelDiscriminator
+    from tadsr.train.distill import disc_update
+
+    torch.manual_seed(0)
+    disc = PixelDiscriminator(3, width=8)
+    opt = torch.optim.AdamW(disc.parameters(), lr=2e-3)
+    p = Process(SCHEDULE_PRESETS["sr"])
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1  # detailed
+    fake = torch.nn.functional.avg_pool2d(real, 5, 1, 2)  # the same, blurred
+    y = torch.zeros_like(real)
+    t = torch.zeros(4, dtype=torch.long)
+    n = torch.randn(real.shape, generator=g)
+    gaps = [
+        (lambda r: r[1] - r[2])(disc_update(lambda x: [x], disc, opt, p, real, fake, y, t, n))
+        for _ in range(30)
+    ]
+    assert abs(gaps[0]) < 0.2 and gaps[-1] > 0.5
+    # the time embedding reaches the logits once its FiLM layers have learnt
+    with torch.no_grad():
+        a = disc([real], torch.zeros(4, dtype=torch.long))[0]
+        b = disc([real], torch.full((4,), 9, dtype=torch.long))[0]
+    assert not torch.allclose(a, b)
+
+
+def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
+    corpus, teacher_file, val_pairs, tmp_path
+):
+    """reg_target hr + HFSD (HR reference) + pixel discriminator on t_d in {0, 1}, two D
+    updates a step after two pre-training updates (not repeated by the resume): every term
+    runs, val.csv carries the discriminator's held-out AUC per t_d and the Laplacian
+    baseline, and a stopped run resumes bitwise."""
+    cfg = _cfg(
+        corpus, teacher_file, reg_target="hr", hfsd_reference="hr", disc_kind="pixel",
+        disc_t_max=2, disc_steps=2, disc_probe=4, disc_pretrain=2, **{"run.val_every": 4,
+        "data.val_pairs": val_pairs},
+    )  # fmt: skip
+    run = tmp_path / "full"
+    out = distill(cfg, run, device="cpu")
+    rows = (run / "log.csv").read_text().splitlines()
+    last = dict(zip(rows[0].split(","), rows[-1].split(",")))
+    for k in ("reg", "hfsd", "g", "d"):
+        assert float(last[k]) != 0.0, k
+    val = (run / "val.csv").read_text().splitlines()
+    head = val[0].split(",")
+    assert {"auc_t0", "auc_t1", "auc_best", "auc_laplacian"} <= set(head)
+    assert "auc_t2" not in head  # t_d only on {0, 1}
+    vals = dict(zip(head, val[-1].split(",")))
+    assert all(0.0 <= float(vals[k]) <= 1.0 for k in ("auc_t0", "auc_t1", "auc_laplacian"))
+    from tadsr.checkpoints.io import read_metadata
+
+    losses = read_metadata(out)["provenance"]["losses"]
+    assert losses["reg_target"] == "hr" and losses["disc_kind"] == "pixel"
+    run2 = tmp_path / "resumed"
+    distill(cfg, run2, device="cpu", stop_after=2)
+    distill(cfg, run2, device="cpu", resume=True)
+    for key in ("model", "disc"):
+        a = torch.load(run / "checkpoints/last.pt", weights_only=True)[key]
+        b = torch.load(run2 / "checkpoints/last.pt", weights_only=True)[key]
+        assert all(torch.equal(a[k], b[k]) for k in a), key
+
+
+def test_regression_to_hr_differs_from_regression_to_the_teacher(corpus, teacher_file, tmp_path):
+    """reg_target really changes the target: the first step's regression loss differs."""
+    logged = {}
+    for target in ("teacher", "hr"):
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, reg_target=target,
+                   **{"run.iterations": 1})  # fmt: skip
+        distill(cfg, tmp_path / target, device="cpu")
+        rows = (tmp_path / target / "log.csv").read_text().splitlines()
+        logged[target] = float(dict(zip(rows[0].split(","), rows[-1].split(",")))["reg"])
+    assert logged["teacher"] > 0 and logged["hr"] > 0
+    assert abs(logged["teacher"] - logged["hr"]) > 1e-4 * logged["hr"]
+
+
+def test_distill_init_from_starts_the_student_at_that_model(corpus, teacher_file, tmp_path):
+    from tadsr.checkpoints.io import load_model_file
+
+    first = distill(
+        _cfg(corpus, teacher_file, **{"run.iterations": 2}), tmp_path / "a", device="cpu"
+    )
+    cfg = _cfg(corpus, teacher_file, w_gan=0, **{"run.init_from": first, "run.iterations": 1,
+                                                 "optim.lr": 0.0})  # fmt: skip
+    out = distill(cfg, tmp_path / "b", device="cpu")
+    _, a, _ = load_model_file(first)
+    _, b, _ = load_model_file(out)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("reg_target", "lr", "reg_target must be one of teacher, hr"),
+        ("disc_kind", "vgg", "disc_kind must be one of encoder, pixel"),
+        ("disc_steps", "0", "disc_steps must be at least 1"),
+        ("disc_t_max", "-1", "disc_t_max must be 0 or more"),
+    ],
+)
+def test_bad_realism_settings_are_refused_naming_the_setting(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("distill", "tiny", [f"{key}={value}"])
+
+
+def test_a_faithful_run_without_cache_never_samples_the_teacher(corpus, teacher_file, tmp_path):
+    """reg_target hr and no HFSD / GAN, no cache: fresh crops every step, and the teacher's
+    sampling (a call of teacher_target) never runs."""
+    import tadsr.train.distill as distill_mod
+
+    calls = []
+    real = distill_mod.teacher_target
+    distill_mod.teacher_target = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, reg_target="hr", teacher_cache=0,
+                   **{"run.iterations": 2})  # fmt: skip
+        distill(cfg, tmp_path / "faithful", device="cpu")
+        assert calls == []
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, teacher_cache=0,
+                   **{"run.iterations": 1})  # fmt: skip
+        distill(cfg, tmp_path / "paper", device="cpu")
+        assert calls  # the teacher's target is sampled when regression reads it
+    finally:
+        distill_mod.teacher_target = real
