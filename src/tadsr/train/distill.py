@@ -55,9 +55,9 @@ def load_teacher(cfg: DistillConfig, device: torch.device):
 
 
 class DistillObjective:
-    """TAD-SR: regression to the teacher's sample + HFSD + the time-aware GAN, whose
-    discriminator (heads over the frozen teacher encoder) is updated first on each
-    micro-batch."""
+    """TAD-SR: regression to the teacher's sample (or the HR latent) + HFSD + the time-aware
+    GAN, whose discriminator (heads over the frozen teacher encoder, or the pixel patch
+    discriminator) is updated first on each micro-batch."""
 
     def __init__(self, cfg: DistillConfig, d: Dist):
         self.cfg = cfg
@@ -68,12 +68,10 @@ class DistillObjective:
             from tadsr.train.teacher import init_weights
 
             init_weights(self.model, cfg.run.init_from)
-        if cfg.disc_kind == "pixel":
-            self.disc = PixelDiscriminator(
-                self.teacher.codec.decode(torch.zeros(1, self.teacher.codec.channels, 1, 1)).shape[
-                    1
-                ]
-            ).to(d.device)
+        if cfg.disc_kind == "pixel":  # reads the decoded image: as many channels as it has
+            codec = self.teacher.codec
+            image_channels = codec.decode(torch.zeros(1, codec.channels, 1, 1)).shape[1]
+            self.disc = PixelDiscriminator(image_channels).to(d.device)
         else:
             self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
         self.disc_opt = torch.optim.AdamW(
