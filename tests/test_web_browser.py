@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 from tests._web_helpers import module_server, png_bytes
 
+from tadsr.models import registry
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "outputs" / "test-artifacts"
 CHROMIUM = os.environ.get("TADSR_CHROMIUM", "/usr/bin/chromium")
@@ -219,7 +221,15 @@ def test_fidelity_slider_reaches_the_job_and_equals_the_cli(browser, server, inp
     page.select_option("#model", "tadsr-small-teacher")  # no endpoint: no dial
     assert dial.is_disabled() and auto.is_disabled()
     page.select_option("#model", "tadsr-small")
-    assert dial.is_enabled() and dial.input_value() == "0"  # the registry's default
+    # the registry's default: a number on the slider, or "auto" ticked (the slider waits)
+    default = registry()["tadsr-small"]["default_fidelity"]
+    assert auto.is_enabled() and auto.is_checked() == (default == "auto")
+    if default == "auto":
+        assert dial.is_disabled() and page.locator("#fidelity-value").inner_text() == "auto"
+        auto.uncheck()
+    else:
+        assert dial.input_value() == f"{default:g}"
+    assert dial.is_enabled()
     dial.fill("0.65")
     assert page.locator("#fidelity-value").inner_text() == "0.65"
     page.set_input_files("#files", str(inputs / "face.png"))
