@@ -82,12 +82,10 @@ def probe_discriminator(obj, student, n: int) -> dict[str, float]:
     )
     decode = teacher.codec.decode
     out = {"auc_laplacian": auc(laplacian_energy(decode(x0_gt)), laplacian_energy(decode(x0_hat)))}
-    last = process.last_t
-    hi = min(cfg.disc_t_max, last) if cfg.disc_t_max else last
     was_training = disc.training
     disc.eval()
     try:
-        for t in range(max(hi, 1)):
+        for t in range(obj.disc_t_count()):
             g = torch.Generator().manual_seed(1000 + t)
             noise = disc_noise(cfg.disc_noise, y.shape, g).to(device)
             t_d = torch.full((y.shape[0],), t, dtype=torch.long, device=device)

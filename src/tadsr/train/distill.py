@@ -176,10 +176,13 @@ class DistillObjective:
     def disc_draw(self, y, g):
         """(t_d, noise) for one discriminator update: t_d uniform over {0 .. T-2} (the paper)
         or over {0 .. disc_t_max - 1}; Gaussian noise, or the official code's U[0, 1)."""
-        last = self.teacher.process.last_t
-        hi = min(self.cfg.disc_t_max, last) if self.cfg.disc_t_max else last
-        t_d = torch.randint(0, max(hi, 1), (y.shape[0],), generator=g).to(y.device)
+        t_d = torch.randint(0, self.disc_t_count(), (y.shape[0],), generator=g).to(y.device)
         return t_d, disc_noise(self.cfg.disc_noise, y.shape, g).to(y.device)
+
+    def disc_t_count(self) -> int:
+        """How many t_d values the discriminator trains on: 0 .. count - 1."""
+        last = self.teacher.process.last_t
+        return max(min(self.cfg.disc_t_max, last) if self.cfg.disc_t_max else last, 1)
 
     def disc_inputs(self, x_t, t_d, lq) -> list:
         """What the discriminator reads at x_t: the teacher encoder's maps, or the decoded
