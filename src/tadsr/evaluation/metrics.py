@@ -1,7 +1,8 @@
 """The metric registry: names, kinds, availability, and one callable per metric.
 
-Classical metrics (numpy + scipy, always available): ``psnr``, ``ssim``, ``ms_ssim`` (full
-reference, Y channel, border cropped) and ``niqe``, ``brisque`` (no reference). Learned
+Classical metrics (numpy + scipy): ``psnr``, ``ssim``, ``ms_ssim`` (full reference, Y
+channel, border cropped) and ``niqe``, ``brisque`` (no reference; BRISQUE only with its model
+file, which is not shipped: see brisque.py). Learned
 metrics ``lpips``, ``dists`` (full reference), ``clipiqa``, ``musiq``, ``maniqa`` (no
 reference) run through pyiqa only when its weights are already on disk (see deep.py).
 """
@@ -14,7 +15,7 @@ from functools import partial
 
 import numpy as np
 
-from tadsr.evaluation.brisque import brisque, model_available
+from tadsr.evaluation.brisque import HOW_TO_GET, brisque, find_model, load_svr
 from tadsr.evaluation.deep import DEEP_METRICS, deep_status, load_deep_metric
 from tadsr.evaluation.fullref import ms_ssim, psnr_y, rgb_to_y, ssim_y
 from tadsr.evaluation.niqe import niqe
@@ -87,29 +88,37 @@ _CLASSICAL_NOTES = {
 }
 
 
-def metric_status(name: str) -> tuple[bool, str]:
-    """(usable now, message) for one metric; learned metrics are checked on disk only."""
+def metric_status(name: str, brisque_model: str | None = None) -> tuple[bool, str]:
+    """(usable now, message) for one metric; learned metrics are checked on disk only.
+
+    ``brisque_model``: the BRISQUE model file, when the caller names one (see brisque.py).
+    """
     key = canonical_name(name)
     if key in DEEP_METRICS:
         return deep_status(key)
-    if key == "brisque" and not model_available():
-        return False, "BRISQUE needs params/brisque_allmodel, which is not installed"
+    if key == "brisque":
+        found = find_model(brisque_model)
+        if found is None:
+            return False, HOW_TO_GET
+        return True, f"{_CLASSICAL_NOTES[key]}, model {found}"
     return True, _CLASSICAL_NOTES[key]
 
 
-def available_metrics() -> dict[str, tuple[bool, str]]:
+def available_metrics(brisque_model: str | None = None) -> dict[str, tuple[bool, str]]:
     """{name: (usable now, message)} for every metric; learned ones are checked on disk."""
-    return {name: metric_status(name) for name in ALL_METRICS}
+    return {name: metric_status(name, brisque_model) for name in ALL_METRICS}
 
 
 Metric = Callable[[np.ndarray, "np.ndarray | None"], float]
 
 
-def metric_function(name: str, crop_border: int = 4, device: str = "cpu") -> Metric:
+def metric_function(
+    name: str, crop_border: int = 4, device: str = "cpu", brisque_model: str | None = None
+) -> Metric:
     """A callable ``f(sr_uint8, hr_uint8_or_None) -> float`` for one metric.
 
-    ``crop_border`` applies to the full-reference classical metrics. Learned metrics are
-    loaded here (RuntimeError with a clear message when their weights are missing).
+    ``crop_border`` applies to the full-reference classical metrics. Learned metrics and the
+    BRISQUE model are loaded here (RuntimeError with a clear message naming what is missing).
     """
     key = canonical_name(name)
     if key == "psnr":
@@ -121,10 +130,8 @@ def metric_function(name: str, crop_border: int = 4, device: str = "cpu") -> Met
     if key == "niqe":
         return lambda sr, hr=None: niqe(sr)
     if key == "brisque":
-        ok, message = metric_status("brisque")
-        if not ok:
-            raise RuntimeError(message)
-        return lambda sr, hr=None: brisque(sr)
+        load_svr(brisque_model)  # RuntimeError naming the file, or saying how to get one
+        return lambda sr, hr=None: brisque(sr, brisque_model)
     return partial(_call_deep, load_deep_metric(key, device))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tadsr.evaluation.brisque import load_svr
 from tadsr.evaluation.metrics import canonical_name, metric_function, metric_spec, metric_status
 from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, file_problem
 from tadsr.utils.files import list_images as list_image_files
@@ -119,26 +120,39 @@ def compute_metrics(
     metrics: Sequence[str] | None = None,
     crop_border: int = 4,
     device: str = "cpu",
+    brisque_model: str | None = None,
 ) -> dict:
     """Metrics of every SR image (paired by name with ``hr_dir`` when given) and their mean.
 
     Returns ``{"metrics": [...], "per_image": {file name: {metric: value}}, "mean":
-    {metric: value}, "count": n, "unavailable": {metric: ["file: reason", ...]}, "failed":
+    {metric: value}, "count": n, "unavailable": {metric: ["file: reason", ...]}, "skipped":
+    {metric: reason}, "failed":
     ["file: reason", ...]}`` (images that could not be read: the others are still measured;
     EvalInputError when none could); a metric
     that cannot run on an image (too small for NIQE, say) is NaN there, "n/a" in the table,
-    and left out of the mean. Raises EvalInputError (bad files, unavailable metric)
-    or EvalUsageError (bad request).
+    and left out of the mean. BRISQUE in the default list without a usable model file
+    (``brisque_model``, see brisque.py) is left out, with the reason in ``"skipped"``;
+    asked for by name, it is an EvalInputError. Raises EvalInputError (bad files,
+    unavailable metric) or EvalUsageError (bad request).
     """
     names = resolve_metrics(metrics, hr_dir is not None)
-    status = {n: metric_status(n) for n in names}
+    skipped: dict[str, str] = {}
+    if "brisque" in names and not metrics:  # in the default list, not asked for by name
+        try:
+            load_svr(brisque_model)
+        except RuntimeError as exc:
+            skipped["brisque"] = str(exc)
+            names.remove("brisque")
+    status = {n: metric_status(n, brisque_model) for n in names}
     missing = [status[n][1] for n in names if not status[n][0]]
     if missing:
         raise EvalInputError("; ".join(missing))
     fns = {}
     for n in names:
         try:
-            fns[n] = metric_function(n, crop_border=crop_border, device=device)
+            fns[n] = metric_function(
+                n, crop_border=crop_border, device=device, brisque_model=brisque_model
+            )
         except RuntimeError as exc:
             raise EvalInputError(str(exc)) from None
     sr_files = list_images(sr_dir)
@@ -180,6 +194,7 @@ def compute_metrics(
         "mean": mean,
         "count": len(per_image),
         "unavailable": unavailable,
+        "skipped": skipped,
     }
 
 
