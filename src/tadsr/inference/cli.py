@@ -114,7 +114,9 @@ def register(subparsers) -> None:
         default="torch",
         help="torch (default), or onnxruntime (pip install 'tadsr[onnx]'; the one-step "
         "student on the CPU, starts without importing torch; --model may be an .onnx file "
-        "from `tadsr export`, other models are exported once into a cache)",
+        "from `tadsr export`, other models are exported once into a cache). Both backends "
+        "draw the noise alike, so a --seed gives the same picture as --backend torch (within "
+        "one level of 255, at the same --fidelity and --dtype fp32)",
     )
     p.add_argument(
         "--overwrite",

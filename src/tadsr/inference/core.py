@@ -63,9 +63,6 @@ class UpscaleOptions:
         metavar="N",
     )
     progress: bool = _option(False, "progress bar over the tiles", flag=None)
-    # the generator of the noise blocks (`BlockNoise`), "torch" or "numpy": the onnxruntime
-    # backend always draws with numpy, so "numpy" gives both backends one sample
-    noise_rng: str = _option("torch", "noise generator", flag=None)
     # the fidelity dial's F (0 .. 1 or "auto") for a pipeline loaded with a dial
     # (`Upscaler.from_pretrained(..., fidelity=)`); None: the F it was loaded with
     fidelity: float | str | None = _option(None, "fidelity", flag=None)
@@ -91,8 +88,6 @@ class UpscaleOptions:
             raise ValueError(
                 f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"
             )
-        if self.noise_rng not in ("torch", "numpy"):
-            raise ValueError(f"noise rng must be 'torch' or 'numpy', got {self.noise_rng!r}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
         from tadsr.inference.fidelity import parse_fidelity

@@ -11,10 +11,12 @@ run imports torch) into a cache folder ($TADSR_CACHE, else $XDG_CACHE_HOME/tadsr
 of the fidelity dial, F and the endpoint file's SHA-256); later runs load the cached graph
 and never import torch.
 
-The noise is drawn with numpy in the same fixed blocks as the torch backend (`BlockNoise`
-rng "numpy"): a seed gives the same picture on every machine and tiling, but a different
-sample from the torch backend's unless that one runs with noise_rng="numpy". Alpha is
-resized with Pillow's bicubic filter. --outscale and --color-fix need the torch backend.
+The noise is drawn on the host with numpy, in the same fixed blocks and from the same
+generator as the torch backend (`BlockNoise`), and fed to the graph as an input: a seed gives
+the same picture on every machine and tiling, and the same picture as `--backend torch` at
+the same fidelity (within one level of 255; the graph computes in float32 like torch). Alpha
+is resized with Pillow's bicubic filter. --outscale and --color-fix need the torch backend.
+The session itself (`OnnxStudent`) is in `onnx_session`, which `onnx_export` uses too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from tadsr.inference.core import RowWriter, UpscaleOptions
 from tadsr.inference.imageio import Picture, read_image, write_image
+from tadsr.inference.onnx_session import OnnxStudent, onnxruntime_available
 from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
 from tadsr.utils.files import sha256_file
 
@@ -34,69 +37,6 @@ __all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"
 
 # part of the cache key: raise it when the exported graph changes for the same model file
 GRAPH_VERSION = 1
-
-
-def onnxruntime_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-class OnnxStudent:
-    """An exported student in an onnxruntime session: `run(lr, noise) -> sr`, all float32
-    numpy (1, 3, H, W) in [0, 1], (1, C, H, W) normal, (1, 3, sH, sW) in [0, 1]."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        self.path = Path(path)
-        self.session = ort.InferenceSession(
-            str(self.path), opts, providers=["CPUExecutionProvider"]
-        )
-        props = self.session.get_modelmeta().custom_metadata_map
-        if props.get("tadsr.kind") != "student":
-            raise ValueError(f"{self.path}: not an ONNX file written by `tadsr export`")
-
-        def number(key: str, lowest: int) -> int:
-            raw = props.get(key)
-            try:
-                value = int(raw)
-            except (TypeError, ValueError):
-                value = None
-            if value is None or value < lowest:
-                got = "missing" if raw is None else repr(raw)[:40]
-                raise ValueError(f"{self.path}: bad metadata {key} ({got}; a whole number >= "
-                                 f"{lowest} is expected): re-export it with `tadsr export`")
-            return value
-
-        self.scale = number("tadsr.scale", 1)
-        self.noise_channels = number("tadsr.noise_channels", 1)
-        self.multiple = number("tadsr.size_multiple", 1)
-        self.halo = number("tadsr.receptive_halo", 0)
-        self.source = props.get("tadsr.source", self.path.name)
-        self.fidelity = props.get("tadsr.fidelity")  # the blend's F, if it is one
-
-    def run(self, lr: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        h, w = lr.shape[-2:]
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if (ph or pw) and not (ph < h and pw < w):
-            # too small to reflect: edge padding, as the torch pipeline does
-            pad = ((0, 0), (0, 0), (0, ph), (0, pw))
-            lr, noise = np.pad(lr, pad, mode="edge"), np.pad(noise, pad, mode="edge")
-        feed = {
-            "lr": np.ascontiguousarray(lr, np.float32),
-            "noise": np.ascontiguousarray(noise, np.float32),
-        }
-        sr = self.session.run(["sr"], feed)[0]
-        want = (1, 3, feed["lr"].shape[2] * self.scale, feed["lr"].shape[3] * self.scale)
-        if sr.shape != want:  # a graph whose output does not match its tadsr.scale
-            raise ValueError(f"{self.path}: the graph returned {tuple(sr.shape)} for an input of "
-                             f"{tuple(feed['lr'].shape)}, not x{self.scale} {want}")
-        return sr[..., : h * self.scale, : w * self.scale]
 
 
 class OnnxUpscaler:
@@ -107,7 +47,7 @@ class OnnxUpscaler:
     def __init__(
         self, path: str | os.PathLike, *, threads: int | None = None, **options: Any
     ) -> None:
-        self.options = UpscaleOptions(**{**options, "noise_rng": "numpy"})
+        self.options = UpscaleOptions(**options)
         self.options.validate()
         o = self.options
         if o.outscale is not None or o.color_fix != "none" or o.steps not in (None, 1):
@@ -136,7 +76,7 @@ class OnnxUpscaler:
         if pic.gray:
             lq = np.repeat(lq, 3, axis=1)
         seed = int(np.random.SeedSequence().entropy % 2**63) if opts.seed is None else opts.seed
-        noise = BlockNoise((1, self.student.noise_channels, h, w), seed, rng="numpy")
+        noise = BlockNoise((1, self.student.noise_channels, h, w), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size("cpu", h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else self.student.halo
 

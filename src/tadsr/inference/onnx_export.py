@@ -219,7 +219,7 @@ def max_difference(
 ) -> float:
     """Largest |onnxruntime - torch| over the SR pixels ([0, 1]) of random LR inputs of the
     given (H, W) sizes, same noise (needs onnxruntime); `fidelity`: as `export_onnx`'s."""
-    from tadsr.inference.onnx_backend import OnnxStudent
+    from tadsr.inference.onnx_session import OnnxStudent
 
     pipe = SRPipeline.from_pretrained(model, device="cpu", **fidelity)
     student = OnnxStudent(onnx_path)

@@ -144,36 +144,26 @@ class BlockNoise:
     same whichever tiles ask for it, and the whole tensor (48 x 2048 x 2048 floats = 805 MB for
     a 2048-pixel image with the pixel-unshuffle codec) never has to exist at once.
 
-    rng "torch" (the torch backend) draws with torch.Generator and gives torch tensors; "numpy"
-    (the onnxruntime backend, no torch) draws with numpy's PCG64 and gives float32 arrays. The
-    two are different draws of the same distribution, so one seed gives each backend its own
-    (equally valid) sample.
+    Every block is drawn with numpy's PCG64 on the host, whatever the backend: the torch
+    backend and the onnxruntime backend (which never imports torch) are fed the same noise,
+    so one seed gives both the same picture.
     """
 
-    def __init__(
-        self, shape: tuple[int, int, int, int], seed: int, block: int = 64, rng: str = "torch"
-    ) -> None:
+    def __init__(self, shape: tuple[int, int, int, int], seed: int, block: int = 64) -> None:
         if shape[0] != 1:
             raise ValueError(f"BlockNoise makes one image's noise, got batch {shape[0]}")
-        if rng not in ("torch", "numpy"):
-            raise ValueError(f"BlockNoise rng must be 'torch' or 'numpy', got {rng!r}")
         self.shape = tuple(int(v) for v in shape)
         self.seed = int(seed)
         self.block = int(block)
-        self.rng = rng
 
     def _block(self, i: int, j: int) -> np.ndarray:
         b, (c, h, w) = self.block, self.shape[1:]
         bh, bw = min(b, h - i * b), min(b, w - j * b)
         seed = stream_seed(self.seed, 0, i, j)
-        if self.rng == "numpy":
-            return np.random.default_rng(seed).standard_normal((c, bh, bw), dtype=np.float32)
-        import torch
+        return np.random.default_rng(seed).standard_normal((c, bh, bw), dtype=np.float32)
 
-        return torch.randn(c, bh, bw, generator=torch.Generator().manual_seed(seed)).numpy()
-
-    def window(self, y0: int, y1: int, x0: int, x1: int) -> Any:
-        """Noise of latent rows [y0, y1) and columns [x0, x1) as (1, C, y1 - y0, x1 - x0)."""
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Noise of latent rows [y0, y1) and columns [x0, x1): float32 (1, C, y1 - y0, x1 - x0)."""
         b = self.block
         out = np.empty((1, self.shape[1], y1 - y0, x1 - x0), np.float32)
         for i in range(y0 // b, (y1 - 1) // b + 1):
@@ -185,13 +175,9 @@ class BlockNoise:
                 out[0, :, ya - y0 : yb - y0, xa - x0 : xb - x0] = blk[
                     :, ya - i * b : yb - i * b, xa - j * b : xb - j * b
                 ]
-        if self.rng == "numpy":
-            return out
-        import torch
+        return out
 
-        return torch.from_numpy(out)
-
-    def full(self) -> Any:
+    def full(self) -> np.ndarray:
         return self.window(0, self.shape[2], 0, self.shape[3])
 
 

@@ -9,9 +9,10 @@ back into gray with the ITU-R BT.601 luma weights 0.299, 0.587, 0.114), run thro
 pipeline in overlapping tiles (see `tiling`), and the finished rows are quantised straight
 into the output array, so a 2048 x 2048 input never needs an 8192 x 8192 float canvas.
 The noise is one field over the whole image's latent, drawn from `seed` in fixed 64-pixel
-blocks (`BlockNoise`) and cut per tile, so tiled and untiled runs see the same noise, the
-result never depends on the tiling or on which process ran it, and the 805 MB noise of a
-2048-pixel image is never held at once. Alpha is not sent through the network: it is
+blocks (`BlockNoise`, with numpy on the host: the onnxruntime backend draws the same, so a
+seed gives one picture on both) and cut per tile, so tiled and untiled runs see the same
+noise, the result never depends on the tiling or on which process ran it, and the 805 MB
+noise of a 2048-pixel image is never held at once. Alpha is not sent through the network: it is
 resized with bicubic interpolation (antialiased when shrinking) straight to the output size.
 """
 
@@ -208,7 +209,7 @@ class Upscaler:
         n_step = 0
         if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
             n_step = (opts.steps or pipe.default_steps) - 1
-        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed, rng=opts.noise_rng)
+        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
 
