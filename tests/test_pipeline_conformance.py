@@ -70,3 +70,27 @@ def test_pipeline_pads_odd_sizes(official_files):
     out = pipe(lq, generator=torch.Generator().manual_seed(0))
     assert out.shape == (1, 3, 148, 200)
     assert out.min() >= -1 and out.max() <= 1
+
+
+def test_model_kind_comes_from_the_contents_never_the_name(official_files, tmp_path):
+    """Two names of one official UNet (ResShift's and SinSR's have the same keys) load as the
+    same kind, a teacher, saying why; the caller's kind="student" makes the one-step model.
+    Our files say their kind in their metadata."""
+    import shutil
+
+    from tadsr.checkpoints import load
+    from tadsr.checkpoints.kinds import OFFICIAL_NOTE, kind_from_metadata
+
+    unet, vq = official_files
+    kinds = set()
+    for name in ("resshift_realsrx4_s15_v1.pth", "SinSR_v1.pth"):
+        shutil.copy(unet, tmp_path / name)
+        model = load(tmp_path / name, vq)
+        kinds.add(model.kind)
+        assert f"  {OFFICIAL_NOTE}" in model.report
+    assert kinds == {"teacher"}
+    pipe = SRPipeline.from_pretrained(str(tmp_path / "SinSR_v1.pth"), autoencoder=str(vq))
+    assert pipe.kind == "teacher" and pipe.steps_for(None) == 15 and pipe.steps_for(4) == 4
+    assert load("tadsr-small").kind == "student" and load("tadsr-small-teacher").kind == "teacher"
+    assert kind_from_metadata({"steps": "1"}) == "student"  # no kind recorded: its steps
+    assert kind_from_metadata({"kind": "unet", "steps": "15"}) == "teacher"

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tadsr.checkpoints.kinds import check_kind
 from tadsr.diffusion import (
     Denoiser,
     Process,
@@ -52,8 +53,7 @@ class SRPipeline:
         dtype: torch.dtype = torch.float32,
         meta: dict | None = None,
     ):
-        if kind not in ("student", "teacher"):
-            raise ValueError(f"kind must be 'student' or 'teacher', got {kind!r}")
+        check_kind(kind)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.device = torch.device(device)
@@ -80,6 +80,11 @@ class SRPipeline:
     def latent_size(self, h: int, w: int) -> tuple[int, int]:
         f = self.codec.factor
         return math.ceil(h * self.scale / f), math.ceil(w * self.scale / f)
+
+    def steps_for(self, steps: int | None) -> int:
+        """The sampling steps a call runs: ``steps``, else the model's default (1 for a
+        student, the trained T for a teacher)."""
+        return steps or self.default_steps
 
     def noise_shape(self, h: int, w: int, batch: int = 1) -> tuple[int, int, int, int]:
         lh, lw = self.latent_size(h, w)
@@ -137,7 +142,7 @@ class SRPipeline:
         return self.process.num_steps
 
     def _sample(self, y, lq, noise, generator, steps, step_noise=None):
-        steps = steps or self.default_steps  # a teacher's; `UpscaleOptions.validate` checks it
+        steps = self.steps_for(steps)  # a teacher's; `UpscaleOptions.validate` checks it
         if self.kind == "student":
             return sample_one_step(Denoiser(self._net_fp32_out, self.process), y, lq, noise=noise)
         process = self.process if steps == self.max_steps else self.process.respaced(steps)

@@ -21,14 +21,17 @@ from typing import Any
 from torch import nn
 
 from tadsr.checkpoints.errors import CheckpointError
+from tadsr.checkpoints.kinds import (
+    OFFICIAL_NOTE,
+    TEACHER,
+    kind_from_metadata,
+    kind_from_training_config,
+)
 from tadsr.checkpoints.official import _read_raw, load_official
 from tadsr.diffusion import SCHEDULE_PRESETS, Process, ScheduleConfig
 from tadsr.nets.codec import Codec, VQCodec, build_codec
 
 __all__ = ["LoadedModel", "codec_from_config", "from_training_state", "is_training_state", "load"]
-
-_FILE_KINDS = {"sr_student": "student", "sr_teacher": "teacher"}
-
 
 @dataclass
 class LoadedModel:
@@ -38,7 +41,7 @@ class LoadedModel:
     codec: Codec  # image <-> latent
     process: Process  # the residual-shifting schedule the net was trained with
     scale: int  # LR -> output scale
-    kind: str  # "student" (one step) | "teacher" (multi-step)
+    kind: str  # "student" (one step) | "teacher" (multi-step): see checkpoints/kinds.py
     config: dict[str, Any]  # the file's metadata, or the training run's resolved config
     source: str = ""  # the name or path it was loaded from
     report: list[str] = field(default_factory=list)  # what loading did, in words
@@ -96,7 +99,7 @@ def _load_ours(path: Path, autoencoder) -> LoadedModel:
         codec=codec,
         process=Process(ScheduleConfig.from_dict(meta["schedule"])),
         scale=int(meta.get("scale", 4)),
-        kind=_FILE_KINDS.get(meta.get("kind"), "student"),
+        kind=kind_from_metadata(meta),
         config=meta,
         report=report,
     )
@@ -119,9 +122,9 @@ def _load_official(path: Path, raw: Any, autoencoder) -> LoadedModel:
         codec=VQCodec(vq.module),
         process=Process(SCHEDULE_PRESETS["sr"]),
         scale=4,
-        kind="teacher" if "resshift" in path.name.lower() else "student",
+        kind=TEACHER,  # the weights cannot say (checkpoints/kinds.py); the caller may
         config={"source": str(path), "autoencoder": str(autoencoder)},
-        report=unet.report.lines() + vq.report.lines(),
+        report=unet.report.lines() + vq.report.lines() + [f"  {OFFICIAL_NOTE}"],
     )
 
 
@@ -131,9 +134,10 @@ def from_training_state(path: Path, payload: dict) -> LoadedModel:
     from tadsr.nets.unet import SwinUNet, UNetConfig
 
     cfg = payload["config"]
-    if cfg.get("teacher"):
+    kind = kind_from_training_config(cfg)
+    if kind != TEACHER:
         unet_cfg, codec, process, scale = _teacher_layout(cfg)
-        net, kind = SwinUNet(unet_cfg), "student"
+        net = SwinUNet(unet_cfg)
     else:
         try:
             net = SwinUNet(UNetConfig.from_dict(cfg["unet"]))
@@ -141,7 +145,7 @@ def from_training_state(path: Path, payload: dict) -> LoadedModel:
             process = Process(ScheduleConfig.from_dict(cfg["schedule"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: bad recorded config ({exc})") from None
-        scale, kind = int(cfg.get("scale", 4)), "teacher"
+        scale = int(cfg.get("scale", 4))
     try:
         net.load_state_dict(payload["ema"])
     except RuntimeError as exc:

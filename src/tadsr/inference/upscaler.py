@@ -93,9 +93,15 @@ class Upscaler:
         )
         return cls(pipe, **options)
 
+    @property
+    def steps(self) -> int:
+        """The sampling steps a call runs, resolved here once: the steps option, else the
+        pipeline's default (1 for a student, or for a pipeline that has none)."""
+        return self.options.steps or getattr(self.pipeline, "default_steps", None) or 1
+
     def __repr__(self) -> str:
         p, o = self.pipeline, self.options
-        steps = o.steps or getattr(p, "default_steps", None)
+        steps = self.steps
         tile = "auto" if o.tile is None else (o.tile or "off")
         return (
             f"Upscaler(model={getattr(p, 'source', '?')!r}, kind={p.kind}, steps={steps}, "
@@ -208,7 +214,7 @@ class Upscaler:
         # and a tiled teacher run does not depend on the tile layout or order.
         n_step = 0
         if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
-            n_step = (opts.steps or pipe.default_steps) - 1
+            n_step = self.steps - 1
         noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
@@ -252,7 +258,7 @@ class Upscaler:
         """(on_tile, hook handle) reporting network evaluations to on_progress(done, total):
         each network call (a forward pre-hook, when the pipeline's net is a torch module)
         and each finished tile (which sets the count to the tiles done x steps)."""
-        steps = self.options.steps or getattr(self.pipeline, "default_steps", 1) or 1
+        steps = self.steps
         tiles = _count_tiles(h, w, tile, self.options.tile_overlap) if tile else 1
         total = tiles * steps
         state = {"tiles": 0, "calls": 0}
