@@ -1,4 +1,4 @@
-"""Seeded degradations ``(hr, generator) -> lr`` (SPEC §6).
+"""Seeded degradations ``(hr, generator) -> lr`` (Real-ESRGAN, Wang et al. 2021, arXiv 2107.10833).
 
 - :class:`RealESRGANDegradation`: the second-order model of Real-ESRGAN (Wang et al. 2021,
   Sec. 3) with the parameters ResShift / TAD-SR train with (stage 2 applied with p 0.5).
@@ -48,7 +48,8 @@ class Degradation(Protocol):
 
 @dataclass(frozen=True)
 class DegradationConfig(DictConfig):
-    """Parameters of the second-order Real-ESRGAN model (SPEC §6; defaults = the paper's)."""
+    """Parameters of the second-order Real-ESRGAN model (Real-ESRGAN, arXiv 2107.10833; defaults =
+    the paper's)."""
 
     # stage 1
     kernel1: KernelSpec = field(default_factory=KernelSpec)
@@ -79,8 +80,8 @@ class DegradationConfig(DictConfig):
 
 @dataclass(frozen=True)
 class FaceDegradationConfig:
-    """GFPGAN-style face degradation (SPEC §6: kernel 41, sigma 0.1-15, downsample 0.8-32,
-    noise 0-20, JPEG 30-100, gray 0.01)."""
+    """GFPGAN-style face degradation (GFPGAN, arXiv 2101.04061: kernel 41, sigma 0.1-15, downsample
+    0.8-32,     noise 0-20, JPEG 30-100, gray 0.01)."""
 
     kernel_size: int = 41
     kernel_types: tuple[str, ...] = ("iso", "aniso")

@@ -1,4 +1,5 @@
-"""The residual-shifting process of ResShift (Yue et al. 2023), SPEC §1.
+"""The residual-shifting process of ResShift (Yue et al., NeurIPS 2023, arXiv 2307.12348), its
+forward process, posterior and noise schedule.
 
     x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps            (forward marginal)
     q(x_{t-1} | x_t, x0) = N(eta_{t-1}/eta_t x_t + alpha_t/eta_t x0,

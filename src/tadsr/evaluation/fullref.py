@@ -1,4 +1,5 @@
-"""Full-reference metrics on the BT.601 Y channel, computed as BasicSR / ResShift do (SPEC §7).
+"""Full-reference metrics on the BT.601 Y channel, computed as BasicSR / ResShift do (ResShift's
+and TAD-SR's evaluation protocol).
 
 Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 with R, G, B the uint8 values (so Y is on
 the 0-255 scale and is not rounded); a border of ``crop_border`` pixels is cropped first.

@@ -1,7 +1,7 @@
-"""Hinge losses of the time-aware latent discriminator (SPEC §5.3), reduced as the official
-code reduces them: the logits of all heads are flattened per sample and concatenated, and
-each loss takes ONE mean over them, so a head weighs by its number of positions (at SR size
-about 0.70 / 0.17 / 0.04 / 0.04 / 0.04 for the five heads).
+"""Hinge losses of the time-aware latent discriminator (TAD-SR paper, arXiv 2408.07476), reduced as
+the official code reduces them: the logits of all heads are flattened per sample and
+concatenated, and each loss takes ONE mean over them, so a head weighs by its number of
+positions (at SR size about 0.70 / 0.17 / 0.04 / 0.04 / 0.04 for the five heads).
 
 L_D = mean relu(1 - D(real)) + mean relu(1 + D(fake)),   L_G = -mean D(fake)
 """

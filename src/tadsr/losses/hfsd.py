@@ -1,4 +1,4 @@
-"""High-frequency enhanced score distillation (TAD-SR, SPEC §5.2).
+"""High-frequency enhanced score distillation (TAD-SR paper, He et al., arXiv 2408.07476).
 
     x_s = q(x0_hat, t_h, n),  x_r = q(z_ref, t_h, n),  t_h ~ U{0, 1, 2}
     eps_hat(x) = (x - x0_pred - eta_t (y - x0_pred)) / (kappa sqrt(eta_t))

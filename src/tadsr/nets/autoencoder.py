@@ -1,8 +1,8 @@
 """VQ autoencoder in the official ResShift / LDM `VQModelTorch` key layout.
 
 encode(x) = quant_conv(encoder(x)) (continuous); decode(z) = decoder(post_quant_conv(q(z)))
-where q snaps each latent vector to its nearest codebook row (SPEC §2). Hyperparameters can be
-read back from a state dict's shapes alone (`infer_vq_config`).
+where q snaps each latent vector to its nearest codebook row (LDM's VQ-f4, as ResShift uses it).
+Hyperparameters can be read back from a state dict's shapes alone (`infer_vq_config`).
 """
 
 from __future__ import annotations

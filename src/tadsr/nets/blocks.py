@@ -28,7 +28,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     """Sinusoidal embedding [cos(t f_i), sin(t f_i)], f_i = exp(-ln(max_period) i / half).
 
     ``t`` holds the integer step indices (B,); the result is float32 (B, dim), zero padded
-    when ``dim`` is odd (SPEC §3).
+    when ``dim`` is odd (as ResShift's official UNetModelSwin does).
     """
     half = dim // 2
     freqs = torch.exp(

@@ -1,6 +1,7 @@
 """Codecs: the map between images in [-1, 1] and the latent space the diffusion process runs in.
 
-`VQCodec` wraps a frozen VQ autoencoder (encode continuous, decode quantises, SPEC §2);
+`VQCodec` wraps a frozen VQ autoencoder (encode continuous, decode quantises, as in the ResShift
+paper's latent space);
 `PixelUnshuffleCodec` is a lossless, weight-free space-to-depth "latent" (f4 -> 48 channels).
 """
 

@@ -1,4 +1,5 @@
-"""The time-aware latent discriminator of TAD-SR (SPEC §5.3), as the official code builds it.
+"""The time-aware latent discriminator of TAD-SR (He et al., arXiv 2408.07476), as the
+official code builds it.
 
 Features come from the frozen teacher UNet's encoder (``SwinUNet.encoder_features``: after
 each downsample, the last encoder block and the middle block, with the LR conditioning).

@@ -1,4 +1,5 @@
-"""ResShift's ``UNetModelSwin`` re-implemented with the official state-dict layout (SPEC §3).
+"""ResShift's ``UNetModelSwin`` re-implemented with the official state-dict layout (the ResShift
+paper's network; its keys: docs/ARCHITECTURE.md).
 
 Layout (keys as in the official code): ``time_embed`` (Linear mc->4mc, SiLU, Linear),
 optional ``feature_extractor`` (LQ conv stages when lq_size > image_size), ``input_blocks``
@@ -416,7 +417,8 @@ class SwinUNet(nn.Module):
         return out.to(x.dtype)
 
     def encoder_features(self, x: Tensor, timesteps: Tensor, lq: Tensor | None) -> list[Tensor]:
-        """The maps the TAD-SR discriminator reads (SPEC §5.3).
+        """The maps the TAD-SR discriminator reads (TAD-SR paper, He et al., arXiv 2408.07476:
+        the time-aware discriminator).
 
         The output of each downsample, then of the last encoder block, then of the middle
         block: the official ``hs[3], hs[6], hs[9], hs[11]`` and middle for the 4-level

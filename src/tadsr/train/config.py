@@ -152,7 +152,7 @@ class DistillConfig:
 
 
 def _student_optim(**kw: Any) -> OptimConfig:
-    """The official distillation clips no gradient (SPEC §5.3)."""
+    """The official distillation clips no gradient (TAD-SR's official training settings)."""
     return OptimConfig(grad_clip=0.0, **kw)
 
 

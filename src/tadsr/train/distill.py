@@ -1,4 +1,5 @@
-"""TAD-SR distillation of a one-step student from a frozen ResShift teacher (SPEC §4-5).
+"""TAD-SR distillation of a one-step student from a frozen ResShift teacher (TAD-SR paper, arXiv
+2408.07476).
 
 Per step, with one eps shared by student and teacher:
     z = y + kappa sqrt(eta_{T-1}) eps,   x0_hat = student(z / c_{T-1}, T-1, lq)

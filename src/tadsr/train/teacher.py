@@ -1,4 +1,5 @@
-"""Training the ResShift teacher (SPEC §1-3): x0-prediction with MSE, t ~ U{0..T-1}.
+"""Training the ResShift teacher (ResShift paper, arXiv 2307.12348): x0-prediction with MSE, t ~
+U{0..T-1}.
 
 x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps;   L = || f(x_t/c_t, t, lq) - x0 ||^2
 """
