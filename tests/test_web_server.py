@@ -192,7 +192,8 @@ def test_uploads_stay_in_one_temporary_folder_removed_at_exit(tmp_path, crops):
         folders = [p.name for p in tmp_path.iterdir()]
         assert len(folders) == 1 and folders[0].startswith("tadsr-serve-"), folders
         inside = sorted(p.name for p in (tmp_path / folders[0]).iterdir())
-        assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png"])  # upload gone
+        assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png",
+                                 f"{job['id']}-thumb.webp"])  # upload gone  # fmt: skip
     finally:
         assert srv.stop() == 130  # stopped by Ctrl-C, as every command
     assert list(tmp_path.iterdir()) == []
