@@ -5,9 +5,10 @@ at once, and again when the job runs, so that waiting jobs hold no pixels in mem
 options of `tadsr upscale`. The worker loads each
 model once, on first use (the default one right after the server starts), and runs the same
 `Upscaler` as the command line, so the result is the one `tadsr upscale` writes. A job is
-cancelled by an explicit request, or when its page stops asking about it for `heartbeat_s`
-seconds (the tab was closed); a running job stops at its next network evaluation.
-Results are PNG files in the server's temporary folder, named by the job's random id.
+cancelled by an explicit request, or when no page has asked about it for `heartbeat_s`
+seconds (tadsr serve --abandon-after; a reloaded page asks again); a running job stops at
+its next network evaluation. Results (PNG, JPEG or WebP, with their bicubic comparison and
+previews) are files in the server's temporary folder, named by the job's random id.
 """
 
 from __future__ import annotations
@@ -330,7 +331,8 @@ class JobQueue:
             return CANCELLED, "server stopping" if self._stopping else _why_cancelled(job)
         job.seconds = round(time.monotonic() - t0, 2)
         mp = pic.width * pic.height * 16e-6
-        self.s_per_mp[opts.model] = job.seconds / mp / self._step_share(job)
+        if mp >= 1:  # a small image's time is mostly fixed costs: it would mislead the ETA
+            self.s_per_mp[opts.model] = job.seconds / mp / self._step_share(job)
         job.out_size = (out.width, out.height)
         suffix = OUTPUT_FORMATS[opts.format]
         loss = format_loss(out, suffix)

@@ -44,9 +44,7 @@ async function loadConfig() {
   if (!resp.ok) throw new Error((await resp.json()).error);
   config = await resp.json();
   for (const m of config.models) {
-    const speed = m.s_per_mp ? `, ~${secs(m.s_per_mp * 16)} per input megapixel` : "";
-    const kind = m.kind === "teacher" ? "multi-step" : "one-step";
-    $("#model").add(new Option(`${m.name} (${kind}${speed})`, m.name));
+    $("#model").add(new Option(`${m.name} (${m.kind === "teacher" ? "multi-step" : "one-step"})`, m.name));
   }
   for (const t of config.tiles) {
     $("#tile").add(new Option(t === null ? "auto" : t === 0 ? "off (whole image)" : `${t} px`,
@@ -96,7 +94,9 @@ function restoreOptions() {
 function syncModel(reset) {
   const m = config.models.find((x) => x.name === $("#model").value);
   $("#steps").disabled = !m || m.kind !== "teacher";
-  $("#model-help").textContent = m && m.description ? m.description : "";
+  // what it is, and how fast: the registry's figure, then this server's own last job
+  const speed = m && m.s_per_mp ? ` About ${secs(m.s_per_mp * 16)} per megapixel of input.` : "";
+  $("#model-help").textContent = m && m.description ? `${m.description}.${speed}` : speed.trim();
   // the fidelity dial: for a model with a faithful endpoint, starting at its default
   const dial = m && m.fidelity !== null && m.fidelity !== undefined;
   $("#fidelity").disabled = $("#fidelity-auto").disabled = !dial;
