@@ -232,10 +232,11 @@ def test_tabs_queue_behind_a_running_job_and_cancel_lets_them_run(browser, serve
     for tab in tabs:
         tab.wait_for_function("document.querySelector('.job .state').textContent"
                               ".startsWith('waiting in the queue')")  # fmt: skip
-    states = sorted(t.locator(".job .state").inner_text() for t in tabs)
-    assert states == [
+    states = [t.locator(".job .state").inner_text().split("; ") for t in tabs]
+    assert sorted(s[0] for s in states) == [
         "waiting in the queue: 1 job ahead", "waiting in the queue: 2 jobs ahead"
     ]  # fmt: skip
+    assert all(re.fullmatch(r"it will take about [\d.]+ s", s[1]) for s in states), states
     first.click(".job .cancel")
     first.wait_for_function("document.querySelector('.job .state').textContent === 'cancelled'")
     for tab in tabs:
@@ -266,6 +267,9 @@ def test_a_failed_poll_and_a_reload_keep_the_job(browser, server, inputs):
     page.wait_for_function("document.querySelector('.job .state').textContent"
                            ".startsWith('upscaling: ')", timeout=120_000)  # fmt: skip
     assert len(aborted) == 1 and card.locator(".error").is_hidden()
+    # the steps of the teacher, and a time estimate rather than a counter alone (case 5)
+    state = card.locator(".state").inner_text()
+    assert re.fullmatch(r"upscaling: \d+ of 15 steps, (about [\d.]+ s left|nearly done)", state)
     job_id = card.get_attribute("data-id")
     page.wait_for_function("document.querySelector('.job progress').value >= 1", timeout=120_000)
     page.reload()

@@ -131,6 +131,11 @@ def test_cancel_stops_a_running_teacher_job_and_the_queue_goes_on(server, crops,
     deadline = time.monotonic() + 60
     while st["done"] < 1 and time.monotonic() < deadline:
         st = server.wait(slow["id"], until=("running",))
+    # an estimate from the model's seconds per megapixel, for the running and the queued job
+    assert st["estimate_s"] > 0 and st["elapsed_s"] >= 0 and (st["width"], st["height"]) == (
+        200, 200)  # fmt: skip
+    queued = server.json("GET", f"/api/jobs/{quick['id']}")[1]
+    assert queued["state"] == "queued" and queued["estimate_s"] > 0 and "elapsed_s" not in queued
     assert server.json("POST", f"/api/jobs/{slow['id']}/cancel", headers={"X-Tadsr": "1"})[0] == 200
     st = server.wait(slow["id"])
     assert st["state"] == "cancelled" and st["done"] < st["total"] == 15

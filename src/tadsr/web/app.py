@@ -236,7 +236,8 @@ class _Routes:
             if options.width is not None and options.width > 4 * pic.width:
                 raise _BadImage(f"{name}: width {options.width} is more than x4 of the "
                                 f"image's {pic.width} pixels")  # fmt: skip
-            job = Job(name=name, options=options, source=None, note=pic.note)
+            job = Job(name=name, options=options, source=None, note=pic.note,
+                      size=(pic.width, pic.height))  # fmt: skip
             job.source = Path(tmp).rename(self.state["workdir"] / f"{job.id}.upload")
             ahead = self.state["queue"].submit(job)
         except _BadImage as exc:

@@ -238,7 +238,8 @@ function show(card, st) {
   card.dataset.state = st.state;
   if (st.note) { $(".note", card).textContent = `note: ${st.note}`; $(".note", card).hidden = false; }
   if (st.state === "queued") {
-    setState(card, st.ahead > 0 ? `waiting in the queue: ${st.ahead} job${st.ahead > 1 ? "s" : ""} ahead` : "starting...", changed);
+    const then = st.estimate_s ? `; it will take about ${secs(st.estimate_s)}` : "";
+    setState(card, st.ahead > 0 ? `waiting in the queue: ${st.ahead} job${st.ahead > 1 ? "s" : ""} ahead${then}` : "starting...", changed);
   } else if (st.state === "running") {
     const parts = [];
     const teacher = (config.models.find((m) => m.name === st.model) || {}).kind === "teacher";
