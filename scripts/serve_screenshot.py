@@ -1,6 +1,7 @@
 """The README's screenshot of `tadsr serve`: the page after upscaling the README's example.
 
     python scripts/serve_screenshot.py [--out docs/images/serve_page.png]
+        [--phone-out docs/images/serve_page_phone.png]
 
 Starts `tadsr serve` on a free port, drives Debian's chromium (/usr/bin/chromium) with
 Playwright, uploads examples/astronaut_lr.png with the default options, waits for the
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "images" / "serve_page.png"))
+    ap.add_argument("--phone-out", default=str(ROOT / "docs" / "images" / "serve_page_phone.png"),
+                    help="the same page at a phone's size (390 x 844)")  # fmt: skip
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -55,15 +58,23 @@ def main() -> None:
             page.set_input_files("#files", str(ROOT / "examples" / "astronaut_lr.png"))
             page.locator(".job.done img.after").wait_for(timeout=120_000)
             page.wait_for_function("document.querySelector('.job.done img.after').complete")
-            with tempfile.NamedTemporaryFile(suffix=".png") as shot:
-                page.screenshot(path=shot.name)
-                img = Image.open(shot.name).convert("RGB")
-                img.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
+            _shot(page, args.out)
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.locator(".job.done .compare").scroll_into_view_if_needed()
+            _shot(page, args.phone_out)
             ctx.close()
     finally:
         server.terminate()
         server.wait()
-    print(f"{args.out}: {Path(args.out).stat().st_size / 1024:.0f} KB")
+    for out in (args.out, args.phone_out):
+        print(f"{out}: {Path(out).stat().st_size / 1024:.0f} KB")
+
+
+def _shot(page, out: str) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".png") as shot:
+        page.screenshot(path=shot.name)
+        img = Image.open(shot.name).convert("RGB")
+        img.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
 
 
 if __name__ == "__main__":

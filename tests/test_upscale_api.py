@@ -93,6 +93,14 @@ def test_outscale_any_factor(pipe):
         Upscaler(pipe, outscale=0)
 
 
+def test_a_target_width_keeps_the_aspect_ratio(pipe):
+    arr = RNG.integers(0, 256, (10, 7, 3), dtype=np.uint8)
+    assert Upscaler(pipe, width=21)(arr).shape == (30, 21, 3)
+    for bad in ({"width": 0}, {"width": 14, "outscale": 2}):
+        with pytest.raises(ValueError, match="width"):
+            Upscaler(pipe, **bad)
+
+
 def test_seed_determinism(pipe):
     arr = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     a, b = Upscaler(pipe, seed=1)(arr), Upscaler(pipe, seed=1)(arr)

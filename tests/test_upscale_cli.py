@@ -129,6 +129,49 @@ def test_outscale_and_options(tmp_path, capsys, model):
     assert Image.open(tmp_path / "o" / "a.png").size == (12, 15)
 
 
+def test_outscale_format_quality_write_the_asked_file(tmp_path, capsys, model):
+    """--outscale 2 --format webp --quality 90: a WebP at twice the size, the pixels those
+    of the PNG encoded by Pillow at quality 90; --width keeps the aspect ratio."""
+    _img(tmp_path / "a.png", 10, 8)
+    common = [tmp_path / "a.png", "--model", model, "--outscale", "2"]
+    assert _run(capsys, *common, "-o", tmp_path / "p")[0] == 0
+    code, err = _run(capsys, *common, "-o", tmp_path / "w", "--format", "webp", "--quality", "90")
+    assert code == 0 and err == "", err
+    webp = Image.open(tmp_path / "w" / "a.webp")
+    assert (webp.format, webp.size) == ("WEBP", (16, 20))
+    again = tmp_path / "again.webp"
+    Image.open(tmp_path / "p" / "a.png").save(again, quality=90)
+    np.testing.assert_array_equal(np.asarray(webp), np.asarray(Image.open(again)))
+    code, err = _run(capsys, tmp_path / "a.png", "-o", tmp_path / "j", "--model", model,
+                     "--width", "20", "--format", "jpg", "--quality", "40")  # fmt: skip
+    jpg = Image.open(tmp_path / "j" / "a.jpg")
+    assert code == 0 and (jpg.format, jpg.size, jpg.mode) == ("JPEG", (20, 25), "RGB")
+    # a rerun over the output folder knows its own JPEG and WebP (EXIF Software)
+    code, err = _run(capsys, tmp_path / "j", "-o", tmp_path / "j2", "--model", model)
+    assert code == 1 and "no images in folder" in err
+
+
+def test_jpeg_of_an_alpha_or_16bit_input_warns_naming_the_file(tmp_path, capsys, model):
+    arr = np.zeros((6, 5, 4), np.uint8)
+    arr[..., 3] = 0  # wholly transparent: on white, every pixel of the JPEG is near white
+    Image.fromarray(arr).save(tmp_path / "clear.png")
+    write_image(tmp_path / "deep.png", Picture(RNG.integers(0, 65536, (5, 4, 3), dtype=np.uint16)))
+    code, err = _run(capsys, tmp_path / "clear.png", tmp_path / "deep.png", "-o", tmp_path / "o",
+                     "--model", model, "--format", "jpg")  # fmt: skip
+    assert code == 0
+    lines = sorted(err.strip().splitlines())
+    assert lines == [
+        f"tadsr upscale: warning: {tmp_path / 'o' / 'clear.jpg'}: JPEG has no transparency: "
+        "composited on white",
+        f"tadsr upscale: warning: {tmp_path / 'o' / 'deep.jpg'}: JPEG holds 8 bits per "
+        "channel: 16-bit result written at 8 bits",
+    ]
+    clear = Image.open(tmp_path / "o" / "clear.jpg")
+    assert clear.mode == "RGB" and clear.size == (20, 24)
+    assert np.asarray(clear).min() >= 250
+    assert Image.open(tmp_path / "o" / "deep.jpg").mode == "RGB"
+
+
 def test_missing_output_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["upscale", str(tmp_path / "a.png")])
@@ -146,7 +189,8 @@ def test_help_states_the_pixel_limit(capsys):
 @pytest.mark.parametrize(
     "extra",
     [["--tile", "8", "--tile-overlap", "8"], ["--outscale", "-1"], ["--steps", "3"],
-     ["--device", "tpu"], ["--max-pixels", "0"]],
+     ["--device", "tpu"], ["--max-pixels", "0"], ["--quality", "90"],
+     ["--format", "jpg", "--quality", "0"], ["--width", "0"], ["--width", "9", "--outscale", "2"]],
 )  # fmt: skip
 def test_usage_errors_exit_2(tmp_path, capsys, model, extra):
     _img(tmp_path / "a.png")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -72,13 +72,30 @@ def inputs(tmp_path_factory, photo) -> Path:
     return d
 
 
-def open_page(browser, server):
+def open_page(browser, server, fresh: bool = True):
+    """A tab on the page; `fresh`: without the jobs and options an earlier test left in the
+    shared profile's localStorage."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("response", lambda r: r.status >= 400 and "/api/" not in r.url
+            and errors.append(f"{r.status} {r.url}"))  # fmt: skip
     page.goto(server.url)
+    if fresh:
+        page.evaluate("localStorage.clear()")
+        page.goto(server.url)
     page.wait_for_selector("#model option", state="attached")
     return page, errors
+
+
+def image_at(page, card, fx: float, fy: float = 0.5) -> str:
+    """The class of the image shown at (fx, fy) of the compare view (fractions of its box)."""
+    return card.locator(".compare").evaluate(
+        """(v, [fx, fy]) => { const b = v.getBoundingClientRect();
+             const el = document.elementFromPoint(b.left + fx * b.width, b.top + fy * b.height);
+             return el.className; }""",
+        [fx, fy],
+    )
 
 
 def test_upload_compare_download_equals_the_cli(browser, server, inputs, tmp_path):
@@ -96,14 +113,47 @@ def test_upload_compare_download_equals_the_cli(browser, server, inputs, tmp_pat
     assert card.locator("img.after").evaluate("i => [i.naturalWidth, i.naturalHeight]") == [
         192, 192
     ]  # fmt: skip
-    # the before / after slider and the zoom on a clicked region
-    card.locator(".split").fill("30")
-    assert "30%" in card.locator("img.after").evaluate("i => i.style.clipPath")
-    card.locator(".compare").click(position={"x": 40, "y": 60})
-    assert card.locator(".zoom").input_value() == "4"
-    assert card.locator(".stage").evaluate("s => s.style.transform") == "scale(4)"
-    card.locator(".zoom").select_option("2")
-    assert card.locator(".stage").evaluate("s => s.style.transform") == "scale(2)"
+    # the compare view: labels and divider right at every zoom (case 3)
+    view = card.locator(".compare")
+    box = view.bounding_box()
+    assert (box["width"], box["height"]) == (192 + 2, 192 + 2)  # fitted, with its border
+    for _ in range(3):
+        card.locator(".zin").click()
+    card.locator(".split").fill("80")
+    scale = float(view.get_attribute("data-scale"))
+    assert scale > 3
+    divider = card.locator(".divider").bounding_box()
+    assert abs(divider["x"] + 1 - (box["x"] + 1 + 0.8 * 192)) < 1.5
+    assert card.locator(".tag.left").is_visible() and card.locator(".tag.right").is_visible()
+    assert (image_at(page, card, 0.5), image_at(page, card, 0.9)) == ("before", "after")
+    card.locator(".split").fill("0")
+    assert not card.locator(".tag.left").is_visible() and image_at(page, card, 0.3) == "after"
+    card.locator(".split").fill("50")
+    # drag on the image away from the divider pans; drag at the divider moves it
+    before = card.locator("img.before").bounding_box()
+    cx, cy = box["x"] + 40, box["y"] + 100
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 30, cy + 20, steps=3)
+    page.mouse.up()
+    moved = card.locator("img.before").bounding_box()
+    assert (round(moved["x"] - before["x"]), round(moved["y"] - before["y"])) == (30, 20)
+    page.mouse.move(box["x"] + 1 + 96, cy)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 1 + 48, cy, steps=3)
+    page.mouse.up()
+    assert abs(float(card.locator(".split").input_value()) - 25) < 1
+    # the wheel zooms; 1:1 is one image pixel per screen pixel
+    page.mouse.move(box["x"] + 100, cy)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"+document.querySelector('.compare').dataset.scale > {scale * 1.2}")
+    card.locator(".one").click()
+    dpr = page.evaluate("devicePixelRatio")
+    assert card.locator("img.after").bounding_box()["width"] == pytest.approx(192 / dpr)
+    assert card.locator(".zoomval").inner_text() == "100 %"
+    # what the job was: sizes, time, model, format (case 5's figures)
+    facts = card.locator(".facts").inner_text()
+    assert facts.startswith("48 x 48 -> 192 x 192 px, ") and facts.endswith(", tadsr-small, PNG")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
 
@@ -112,6 +162,10 @@ def test_upload_compare_download_equals_the_cli(browser, server, inputs, tmp_pat
     got = tmp_path / "download.png"
     dl.value.save_as(got)
     assert dl.value.suggested_filename == "face_x4.png"
+    # the server's history lists it with a small thumbnail
+    item = page.locator("#history li", has=page.locator(".hname", has_text="face.png")).first
+    item.wait_for()
+    assert item.locator("img").evaluate("i => i.src").endswith("/thumb")
     with page.expect_download() as dl:
         page.click("#zip")
     zipped = tmp_path / "all.zip"
@@ -178,10 +232,11 @@ def test_tabs_queue_behind_a_running_job_and_cancel_lets_them_run(browser, serve
     for tab in tabs:
         tab.wait_for_function("document.querySelector('.job .state').textContent"
                               ".startsWith('waiting in the queue')")  # fmt: skip
-    states = sorted(t.locator(".job .state").inner_text() for t in tabs)
-    assert states == [
+    states = [t.locator(".job .state").inner_text().split("; ") for t in tabs]
+    assert sorted(s[0] for s in states) == [
         "waiting in the queue: 1 job ahead", "waiting in the queue: 2 jobs ahead"
     ]  # fmt: skip
+    assert all(re.fullmatch(r"it will take about [\d.]+ s", s[1]) for s in states), states
     first.click(".job .cancel")
     first.wait_for_function("document.querySelector('.job .state').textContent === 'cancelled'")
     for tab in tabs:
@@ -190,29 +245,123 @@ def test_tabs_queue_behind_a_running_job_and_cancel_lets_them_run(browser, serve
         page.close()
 
 
-def test_closing_the_tab_stops_its_job(browser, server, inputs):
-    page, _ = open_page(browser, server)
+def test_a_failed_poll_and_a_reload_keep_the_job(browser, server, inputs):
+    """Cases 1 and 2: one status request fails (a network blip) and the page tries again; a
+    reload mid-job neither cancels nor forgets it: the page reconnects, with its options."""
+    page, errors = open_page(browser, server)
     page.select_option("#model", "tadsr-small-teacher")
-    assert page.locator("#steps").is_enabled()
-    page.fill("#steps", "15")
+    aborted: list[str] = []
+
+    def flaky(route):
+        if not aborted:
+            aborted.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/api/jobs/[0-9a-f]{32}$"), flaky)
     page.set_input_files("#files", str(inputs / "slow.png"))
     card = page.locator(".job").first
-    page.wait_for_function("document.querySelector('.job progress').value >= 1", timeout=120_000)
-    assert card.locator(".state").inner_text().startswith("upscaling: ")
+    page.wait_for_function("document.querySelector('.job .state').textContent"
+                           ".startsWith('cannot reach the server')")  # fmt: skip
+    page.wait_for_function("document.querySelector('.job .state').textContent"
+                           ".startsWith('upscaling: ')", timeout=120_000)  # fmt: skip
+    assert len(aborted) == 1 and card.locator(".error").is_hidden()
+    # the steps of the teacher, and a time estimate rather than a counter alone (case 5)
+    state = card.locator(".state").inner_text()
+    assert re.fullmatch(r"upscaling: \d+ of 15 steps, (about [\d.]+ s left|nearly done)", state)
     job_id = card.get_attribute("data-id")
-    page.close(run_before_unload=True)
-    closed = time.monotonic()
-    # pagehide sends a cancel beacon; the server's heartbeat (20 s) is the fallback
-    deadline = closed + 15
-    state = None
-    while time.monotonic() < deadline:
-        status, state = server.json("GET", f"/api/jobs/{job_id}")
-        if state["state"] != "running":
-            break
-        time.sleep(0.2)
-    assert state["state"] == "cancelled", state
-    assert state["message"] == "cancelled"  # by the page's beacon, not the heartbeat
-    assert state["done"] < state["total"] == 15
+    page.wait_for_function("document.querySelector('.job progress').value >= 1", timeout=120_000)
+    page.reload()
+    assert page.locator("#model").input_value() == "tadsr-small-teacher"  # kept
+    again = page.locator(f".job[data-id='{job_id}']")
+    again.wait_for()
+    assert server.json("GET", f"/api/jobs/{job_id}")[1]["state"] in ("running", "done")
+    page.locator(f".job.done[data-id='{job_id}']").wait_for(timeout=120_000)
+    assert again.locator(".facts").inner_text().endswith(", tadsr-small-teacher, PNG")
+    assert server.json("GET", f"/api/jobs/{job_id}")[1]["state"] == "done"
+    assert errors == []
+    page.close()
+
+
+def test_drop_anywhere_paste_and_output_options_equal_the_cli(browser, server, inputs, tmp_path):
+    """Case 4: a drop outside the box is the page's, not the browser's; Ctrl+V pastes; the
+    page's x2 WebP at quality 90 is the CLI's, pixel for pixel. Accessibility basics too."""
+    page, errors = open_page(browser, server)
+    assert page.locator("#drop").evaluate("e => e.tagName") == "BUTTON"
+    assert page.locator("#dropcover").is_hidden()  # shown only while files are dragged
+    assert page.locator("#announce").get_attribute("aria-live") == "polite"
+    about = registry()["tadsr-small"]["description"] + ". About "
+    assert page.locator("#model-help").inner_text().startswith(about)
+    assert page.locator("#model-help").inner_text().endswith(" per megapixel of input.")
+    for sel in ("#drop", "#zip", "#model", "#seed"):
+        box = page.locator(sel).bounding_box()
+        assert box["height"] >= 24 and box["width"] >= 24, sel
+    page.select_option("#size", "2")
+    page.select_option("#format", "webp")
+    page.fill("#quality", "90")
+    data = list((inputs / "face.png").read_bytes())
+    # dropped on the page's title, far from the box: the browser would open the file
+    # in place of the page unless the page takes the drop (defaultPrevented)
+    assert page.evaluate(
+        """(bytes) => { const dt = new DataTransfer();
+             dt.items.add(new File([new Uint8Array(bytes)], "face.png", { type: "image/png" }));
+             const ev = new DragEvent("drop",
+               { dataTransfer: dt, bubbles: true, cancelable: true });
+             document.querySelector("body > header").dispatchEvent(ev);
+             return ev.defaultPrevented; }""",
+        data,
+    )
+    assert page.evaluate(
+        """(bytes) => { const dt = new DataTransfer();
+             dt.items.add(new File([new Uint8Array(bytes)], "image.png", { type: "image/png" }));
+             const ev = new ClipboardEvent("paste",
+               { clipboardData: dt, bubbles: true, cancelable: true });
+             document.body.dispatchEvent(ev); return ev.defaultPrevented; }""",
+        data,
+    )
+    page.wait_for_function("document.querySelectorAll('.job.done').length === 2", timeout=120_000)
+    names = sorted(page.locator(".job .name").all_inner_texts())
+    assert names[0] == "face.png" and names[1].startswith("pasted-") and names[1].endswith(".png")
+    card = page.locator(".job.done", has=page.locator(".name", has_text="face.png"))
+    assert card.locator("progress").get_attribute("aria-label") == "progress of face.png"
+    assert card.locator("a.download").inner_text() == "Download WEBP"
+    with page.expect_download() as dl:
+        card.locator("a.download").click()
+    assert dl.value.suggested_filename == "face_x2.webp"
+    got = tmp_path / "web.webp"
+    dl.value.save_as(got)
+    subprocess.run(
+        [sys.executable, "-m", "tadsr.cli", "upscale", str(inputs / "face.png"), "-o",
+         str(tmp_path / "cli"), "-q", "--device", "cpu", "--outscale", "2", "--format", "webp",
+         "--quality", "90"],
+        check=True,
+    )  # fmt: skip
+    web, cli = Image.open(got), Image.open(tmp_path / "cli" / "face.webp")
+    assert (web.format, web.size) == ("WEBP", (96, 96))
+    np.testing.assert_array_equal(np.asarray(web), np.asarray(cli))
+    assert errors == []
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page-phone.png"), full_page=True)
+    page.close()
+
+
+def test_cancel_during_the_upload_stops_it(browser, server, inputs):
+    """Case 6: the upload is held (a route that never answers); Cancel aborts it."""
+    page, errors = open_page(browser, server)
+    held = []
+    page.route(re.compile(r".*/api/jobs\?.*"), lambda route: held.append(route))
+    page.set_input_files("#files", str(inputs / "face.png"))
+    card = page.locator(".job").first
+    card.locator(".state", has_text="uploading").wait_for()
+    page.wait_for_function("() => true")  # let the request reach the route
+    card.locator(".cancel").click()
+    card.locator(".state", has_text="cancelled").wait_for(timeout=10_000)
+    assert len(held) == 1 and card.get_attribute("data-id") is None
+    page.unroute(re.compile(r".*/api/jobs\?.*"))
+    assert errors == []
+    page.close()
 
 
 def test_fidelity_slider_reaches_the_job_and_equals_the_cli(browser, server, inputs, tmp_path):

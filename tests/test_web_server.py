@@ -131,6 +131,11 @@ def test_cancel_stops_a_running_teacher_job_and_the_queue_goes_on(server, crops,
     deadline = time.monotonic() + 60
     while st["done"] < 1 and time.monotonic() < deadline:
         st = server.wait(slow["id"], until=("running",))
+    # an estimate from the model's seconds per megapixel, for the running and the queued job
+    assert st["estimate_s"] > 0 and st["elapsed_s"] >= 0 and (st["width"], st["height"]) == (
+        200, 200)  # fmt: skip
+    queued = server.json("GET", f"/api/jobs/{quick['id']}")[1]
+    assert queued["state"] == "queued" and queued["estimate_s"] > 0 and "elapsed_s" not in queued
     assert server.json("POST", f"/api/jobs/{slow['id']}/cancel", headers={"X-Tadsr": "1"})[0] == 200
     st = server.wait(slow["id"])
     assert st["state"] == "cancelled" and st["done"] < st["total"] == 15
@@ -192,7 +197,8 @@ def test_uploads_stay_in_one_temporary_folder_removed_at_exit(tmp_path, crops):
         folders = [p.name for p in tmp_path.iterdir()]
         assert len(folders) == 1 and folders[0].startswith("tadsr-serve-"), folders
         inside = sorted(p.name for p in (tmp_path / folders[0]).iterdir())
-        assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png"])  # upload gone
+        assert inside == sorted([f"{job['id']}.png", f"{job['id']}-bicubic.png",
+                                 f"{job['id']}-thumb.webp"])  # upload gone  # fmt: skip
     finally:
         assert srv.stop() == 130  # stopped by Ctrl-C, as every command
     assert list(tmp_path.iterdir()) == []
@@ -420,3 +426,63 @@ def test_max_upload_mb_that_is_not_a_finite_number_is_a_usage_error(value):
                           timeout=60)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("tadsr serve: error: --max-upload-mb must be")
+
+
+def test_output_size_format_quality_history_and_thumbnail(server, crops):
+    """outscale 2, WebP at quality 90: the file, its name, its facts in the status and in the
+    history, and a small thumbnail; bad output options get one line."""
+    status, job = server.submit(crops[1], name="pic.png", outscale="2", format="webp",
+                                quality="90")  # fmt: skip
+    assert status == 200, job
+    st = server.wait(job["id"])
+    assert st["state"] == "done", st
+    assert (st["width"], st["height"], st["out_width"], st["out_height"]) == (48, 48, 96, 96)
+    assert st["format"] == "webp" and st["seconds"] > 0
+    status, headers, data = server.request("GET", f"/api/jobs/{job['id']}/result?download=1")
+    assert status == 200 and headers["content-type"] == "image/webp"
+    assert "pic_x2.webp" in headers["content-disposition"]
+    img = Image.open(io.BytesIO(data))
+    assert (img.format, img.size) == ("WEBP", (96, 96))
+    status, headers, thumb = server.request("GET", f"/api/jobs/{job['id']}/thumb")
+    assert status == 200 and headers["content-type"] == "image/webp"
+    assert max(Image.open(io.BytesIO(thumb)).size) <= 160
+    # no preview for a result that fits a screen: the page shows the file itself
+    assert server.request("GET", f"/api/jobs/{job['id']}/preview")[0] == 404
+    status, hist = server.json("GET", "/api/jobs")
+    assert status == 200 and hist["jobs"][0]["id"] == job["id"]
+    assert all(j["state"] == "done" for j in hist["jobs"])
+    for query, words in [({"outscale": "5"}, "outscale must be above 0 and at most 4"),
+                         ({"format": "gif"}, "format must be png, jpg, webp"),
+                         ({"quality": "90"}, "quality must be 1 to 100, for jpg or webp"),
+                         ({"width": "500"}, "width 500 is more than x4 of the image's 48"),
+                         ({"width": "90", "outscale": "2"}, "not both")]:  # fmt: skip
+        status, body = server.submit(crops[1], name="pic.png", **query)
+        assert status == 400 and body["error"].startswith("pic.png: ") and words in body["error"]
+
+
+def test_a_jpeg_of_a_transparent_upload_says_so_on_the_job(server, photo):
+    rgba = np.dstack([photo[:40, :40], np.full((40, 40), 128, np.uint8)])
+    status, job = server.submit(png_bytes(rgba), name="clear.png", format="jpg")
+    st = server.wait(job["id"])
+    assert st["state"] == "done" and st["note"] == "JPEG has no transparency: composited on white"
+    img = Image.open(io.BytesIO(server.request("GET", f"/api/jobs/{job['id']}/result")[2]))
+    assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (160, 160))
+
+
+def test_previews_of_a_large_result_are_small_webp(tmp_path):
+    from tadsr.inference.imageio import Picture
+    from tadsr.web.previews import write_previews
+
+    rng = np.random.default_rng(0)
+    big = Picture(rng.integers(0, 65536, (900, 2000, 3), dtype=np.uint16))
+    small = Picture(rng.integers(0, 256, (900, 2000, 1), dtype=np.uint8))
+    out = write_previews(tmp_path / "j", big, small)
+    sizes = {k: Image.open(p).size for k, p in out.items()}
+    assert sizes == {"thumb": (160, 72), "preview": (1600, 720), "preview-bicubic": (1600, 720)}
+
+
+def test_abandon_after_is_checked(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tadsr.cli", "serve", "--abandon-after", "0"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("--abandon-after must be > 0 seconds, got 0")

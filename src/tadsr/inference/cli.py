@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tadsr.inference.core import UpscaleOptions
-from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, is_complete_image, is_tadsr_output
+from tadsr.inference.imageio import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    OUTPUT_FORMATS,
+    is_complete_image,
+    is_tadsr_output,
+)
 from tadsr.utils.files import (
     IMAGE_SUFFIXES,
     file_problem,
@@ -34,11 +40,12 @@ Upscale images x4 with the one-step TAD-SR student (or a multi-step teacher).
 
 Each INPUT is an image file or a folder (its images, not its sub-folders). The result of
 INPUT is written as OUTDIR/<input stem>.png (16-bit when the input is 16-bit; gray stays
-gray; alpha is kept, resized bicubically). Names are made unique without ever replacing an
-input: when OUTDIR/<stem>.png would be one of the inputs (OUTDIR is the input folder and the
-input is a PNG) the output is <stem>_x4.png (x<outscale>), and when two inputs share a stem
-the later ones (in the order given, folders sorted) get <stem>_2.png, <stem>_3.png, ...
-(a note says so).
+gray; alpha is kept, resized bicubically), or .jpg / .webp with --format (8-bit; a JPEG
+composites alpha on white, and a warning names each file that loses depth or alpha).
+Names are made unique without ever replacing an input: when OUTDIR/<stem>.png would be one
+of the inputs (OUTDIR is the input folder and the input is a PNG) the output is
+<stem>_x4.png (x<outscale>, w<width>), and when two inputs share a stem the later ones
+(in the order given, folders sorted) get <stem>_2.png, <stem>_3.png, ... (a note says so).
 An existing output is skipped unless --overwrite, so running the command again resumes a
 batch. Outputs are written to a temporary file, then renamed.
 """
@@ -94,6 +101,20 @@ def register(subparsers) -> None:
         help="official VQ autoencoder .pth for an official UNet .pth",
     )
     UpscaleOptions.add_arguments(p)
+    p.add_argument(
+        "--format",
+        choices=tuple(OUTPUT_FORMATS),
+        default="png",
+        help="output format (default png; jpg and webp are 8-bit, jpg has no transparency: "
+        "it is composited on white, with a warning naming the file)",
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        metavar="Q",
+        help=f"jpg / webp quality, 1 to 100 (default {DEFAULT_QUALITY})",
+    )
     _add_fidelity_arguments(p, FIDELITY_HELP + " " + FIDELITY_AUTO_HELP)
     p.add_argument(
         "--device",
@@ -289,30 +310,42 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
     return files, errors
 
 
-def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4") -> list[Job]:
-    """Give each input a unique OUTDIR/<stem>.png that is never one of the inputs."""
+def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4", ext: str = ".png") -> list[Job]:
+    """Give each input a unique OUTDIR/<stem><ext> that is never one of the inputs."""
     inputs = {os.path.realpath(f) for f in files}
     taken: set[str] = set()
     jobs: list[Job] = []
     for src in files:
         stem = src.stem or src.name
-        is_input = os.path.realpath(outdir / f"{stem}.png") in inputs
+        is_input = os.path.realpath(outdir / f"{stem}{ext}") in inputs
         base = f"{stem}_{tag}" if is_input else stem
-        name, k = f"{base}.png", 2
+        name, k = f"{base}{ext}", 2
         while name.lower() in taken or os.path.realpath(outdir / name) in inputs:
-            name, k = f"{base}_{k}.png", k + 1
+            name, k = f"{base}_{k}{ext}", k + 1
         note = None
         if is_input:
             note = f"{src}: writes {outdir / name} so as not to replace the input"
-        elif name != f"{stem}.png":
+        elif name != f"{stem}{ext}":
             note = f"{src}: writes {outdir / name} (another input has the stem {stem!r})"
         taken.add(name.lower())
         jobs.append(Job(src, outdir / name, note))
     return jobs
 
 
-def _tag(outscale: float | None) -> str:
+def _tag(outscale: float | None, width: int | None = None) -> str:
+    """The name part that tells the output's size: x4, x<outscale> or w<width>."""
+    if width is not None:
+        return f"w{width}"
     return f"x{outscale:g}" if outscale is not None else "x4"
+
+
+def _check_format(args: argparse.Namespace) -> None:
+    from tadsr.cli import UsageError
+
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise UsageError(f"--quality must be 1 to 100, got {args.quality}")
+    if args.quality is not None and args.format == "png":
+        raise UsageError("--quality is for --format jpg or webp (PNG is lossless)")
 
 
 # --------------------------------------------------------------------------- running
@@ -344,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         _options(args).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _check_format(args)
     # from here on: the F to blend with (the registry's default when none given) or None
     no_auto = "which needs --backend torch" if args.backend != "torch" else None
     args.fidelity, args.fidelity_endpoint = fidelity_usage(args, no_auto)
@@ -363,7 +397,8 @@ def run(args: argparse.Namespace) -> int:
     for line in errors if rank == 0 else []:  # bad arguments: said once, by the first process
         print(f"{PROG}: {line}", file=sys.stderr)
     outdir = Path(args.output)
-    jobs = plan_jobs(files, outdir, _tag(args.outscale))[rank::world]
+    tag, ext = _tag(args.outscale, args.width), OUTPUT_FORMATS[args.format]
+    jobs = plan_jobs(files, outdir, tag, ext)[rank::world]
     made_outdir = not outdir.exists()  # removed again if this run writes nothing into it
     if files or not errors:
         if not _prepare_outdir(outdir):
@@ -403,6 +438,7 @@ def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
     if args.device not in ("auto", "cpu") or args.dtype not in ("auto", "fp32"):
         raise UsageError("--backend onnxruntime runs on the CPU in fp32 (--device, --dtype)")
     for flag, bad in (("--outscale", args.outscale is not None),
+                      ("--width", args.width is not None),
                       ("--color-fix", args.color_fix != "none"),
                       ("--steps", args.steps not in (None, 1)),
                       ("--autoencoder", args.autoencoder is not None)):  # fmt: skip
@@ -491,7 +527,13 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
     from tqdm import tqdm
 
     from tadsr.cli import UsageError
-    from tadsr.inference.imageio import ImageReadError, ImageWriteError, read_image, write_image
+    from tadsr.inference.imageio import (
+        ImageReadError,
+        ImageWriteError,
+        format_loss,
+        read_image,
+        write_image,
+    )
 
     up = None
     written = failed = 0
@@ -552,8 +594,11 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
                 _say(f"{PROG}: note: {job.src}: {pic.note}")
             if args.fidelity == "auto" and not args.quiet:  # parsed: "auto" in lower case
                 _say(f"{PROG}: {job.src}: fidelity auto -> {up.last_fidelity:g}")
+            loss = format_loss(out, job.dst.suffix)
+            if loss:  # said even under --quiet: the file holds less than the result
+                _say(f"{PROG}: warning: {job.dst}: {loss}")
             finish(pending)
-            pending = (job, pool.submit(write_image, job.dst, out))
+            pending = (job, pool.submit(write_image, job.dst, out, args.quality))
             if out.height * out.width > OVERLAP_MAX_PIXELS:
                 finish(pending)
                 pending = None

@@ -52,7 +52,17 @@ class UpscaleOptions:
     )
     seed: int | None = _option(0, "noise seed (default 0)")  # None (API only): fresh noise
     outscale: float | None = _option(
-        None, "final scale; the x4 result is resized to it (default 4)", metavar="F", type=float
+        None,
+        "final scale, e.g. 2 or 3: the x4 result is resized to it (antialiased bicubic; "
+        "default 4)",
+        metavar="S",
+        type=float,
+    )
+    width: int | None = _option(
+        None,
+        "final width in pixels, the height in proportion: the x4 result is resized to it "
+        "(instead of --outscale)",
+        metavar="W",
     )
     color_fix: str = _option(
         "none", "colour correction against the input (default none)", choices=COLOR_FIXES
@@ -84,6 +94,10 @@ class UpscaleOptions:
             0 < self.outscale <= 64 and math.isfinite(self.outscale)
         ):
             raise ValueError(f"outscale must be in (0, 64], got {self.outscale}")
+        if self.width is not None and not 1 <= self.width <= 65536:
+            raise ValueError(f"width must be 1 to 65536 pixels, got {self.width}")
+        if self.width is not None and self.outscale is not None:
+            raise ValueError("give outscale or width, not both")
         if self.color_fix not in COLOR_FIXES:
             raise ValueError(
                 f"color fix must be one of {', '.join(COLOR_FIXES)}, got {self.color_fix!r}"

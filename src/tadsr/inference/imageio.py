@@ -27,11 +27,14 @@ from tadsr.utils.files import IMAGE_SUFFIXES, atomic_write, file_problem, one_li
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_QUALITY",
     "IMAGE_SUFFIXES",
+    "OUTPUT_FORMATS",
     "ImageReadError",
     "ImageWriteError",
     "Picture",
     "apply_orientation",
+    "format_loss",
     "picture_from_array",
     "picture_from_pil",
     "picture_to_array",
@@ -329,12 +332,19 @@ def _exif_orientation(exif: bytes | None) -> int:
 PNG_MARK = ("Software", "tadsr upscale")
 
 
+_EXIF_SOFTWARE, _EXIF_DESCRIPTION = 0x0131, 0x010E
+
+
 def is_tadsr_output(path: Path) -> bool:
-    """True for a PNG that this tool wrote (its text chunk; reads the header only)."""
-    if path.suffix.lower() != ".png":
+    """True for a PNG, JPEG or WebP that this tool wrote (the PNG text chunk, the EXIF
+    Software tag; reads the header only)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg", ".webp"):
         return False
     try:
         with Image.open(path) as im:
+            if suffix != ".png":
+                return im.getexif().get(_EXIF_SOFTWARE) == PNG_MARK[1]
             return im.info.get(PNG_MARK[0]) == PNG_MARK[1]
     except Exception:
         return False
@@ -476,21 +486,42 @@ def picture_to_array(pic: Picture, layout: tuple) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
-def write_image(path: str | os.PathLike, pic: Picture) -> Path:
+#: quality of JPEG and WebP outputs when none is given
+DEFAULT_QUALITY = 95
+#: `--format` choices -> the suffix written
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+
+
+def format_loss(pic: Picture, suffix: str) -> str | None:
+    """What a file of this suffix cannot hold of `pic`, as the words of a warning (None: all of
+    it): JPEG has no alpha (composited on white) and JPEG, WebP and BMP hold 8 bits."""
+    suffix = suffix.lower()
+    lost = []
+    if suffix in (".jpg", ".jpeg") and pic.alpha is not None:
+        lost.append("JPEG has no transparency: composited on white")
+    if suffix in (".jpg", ".jpeg", ".webp", ".bmp") and pic.bits != 8:
+        fmt = {".webp": "WebP", ".bmp": "BMP"}.get(suffix, "JPEG")
+        lost.append(f"{fmt} holds 8 bits per channel: {pic.bits}-bit result written at 8 bits")
+    return "; ".join(lost) or None
+
+
+def write_image(path: str | os.PathLike, pic: Picture, quality: int | None = None) -> Path:
     """Write atomically (temporary file beside it, then rename); the format follows the suffix.
 
-    PNG and TIFF keep 16 bits; JPEG, WebP and BMP are 8-bit. Raises ImageWriteError('FILE: reason').
+    PNG and TIFF keep 16 bits; JPEG, WebP and BMP are 8-bit, and JPEG composites alpha on
+    white (`format_loss` says what is lost). `quality` (1-100, default 95): JPEG and WebP.
+    Raises ImageWriteError('FILE: reason').
     """
     path = Path(path)
     try:
         with atomic_write(path) as tmp, open(tmp, "wb") as fh:
-            _encode(fh, pic, path.suffix.lower())
+            _encode(fh, pic, path.suffix.lower(), quality or DEFAULT_QUALITY)
     except OSError as exc:
         raise ImageWriteError(f"{path}: cannot write: {exc.strerror or one_line(exc)}") from None
     return path
 
 
-def _encode(fh, pic: Picture, suffix: str) -> None:
+def _encode(fh, pic: Picture, suffix: str, quality: int = DEFAULT_QUALITY) -> None:
     if pic.bits == 32:  # float pictures are written at 16 bits where the format allows
         scale = lambda a: np.rint(a * 65535.0).astype(np.uint16)  # noqa: E731
         alpha = None if pic.alpha is None else scale(pic.alpha)
@@ -528,8 +559,17 @@ def _encode(fh, pic: Picture, suffix: str) -> None:
     if fmt is None:
         raise OSError(f"unsupported output format {suffix!r}")
     img = picture_to_pil(pic)
-    if fmt in ("JPEG", "BMP") and img.mode in ("I;16", "F"):
+    if fmt in ("JPEG", "BMP", "WEBP") and img.mode in ("I;16", "F"):
         img = picture_to_pil(to_uint8(pic))
     if fmt == "JPEG" and img.mode in ("RGBA", "LA"):
-        img = img.convert(img.mode[:-1])
-    img.save(fh, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img.convert("RGBA"))
+        img = img.convert("L" if pic.gray else "RGB")
+    if fmt not in ("JPEG", "WEBP"):
+        img.save(fh, format=fmt)
+        return
+    exif = Image.Exif()
+    exif[_EXIF_SOFTWARE] = PNG_MARK[1]  # marks the file as ours, as the PNG text chunk does
+    for key, value in (pic.text or {}).items():  # e.g. the fidelity used, in the description
+        exif[_EXIF_DESCRIPTION] = f"{key}={value}"
+    img.save(fh, format=fmt, quality=quality, exif=exif.tobytes())

@@ -50,10 +50,11 @@ class OnnxUpscaler:
         self.options = UpscaleOptions(**options)
         self.options.validate()
         o = self.options
-        if o.outscale is not None or o.color_fix != "none" or o.steps not in (None, 1):
+        resized = o.outscale is not None or o.width is not None
+        if resized or o.color_fix != "none" or o.steps not in (None, 1):
             raise ValueError(
                 "the onnxruntime backend runs the one-step student at x4 without colour fix "
-                "(--outscale, --color-fix and --steps need --backend torch)"
+                "(--outscale, --width, --color-fix and --steps need --backend torch)"
             )
         self.student = OnnxStudent(path, threads)
         self.scale = self.student.scale

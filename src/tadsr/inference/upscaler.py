@@ -116,6 +116,9 @@ class Upscaler:
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H, W) of the result for an LR image of height x width."""
+        if self.options.width is not None:  # the height in proportion
+            w = self.options.width
+            return max(1, round(height * w / width)), w
         s = self.options.outscale or self.scale
         return max(1, round(height * s)), max(1, round(width * s))
 

@@ -2,15 +2,20 @@
 
 Routes (nothing else is served; no part of a request names a file):
   GET  /                          the page (?token=T sets the token cookie, then redirects)
-  GET  /static/app.js, style.css  the page's assets, held in memory from the package
-  GET  /api/config                models, option choices and limits for the page
-  POST /api/jobs?name=&model=&steps=&tile=&color_fix=&seed=&fidelity=
+  GET  /static/app.js, ...        the page's assets, held in memory from the package
+  GET  /api/config                models (description, speed), option choices and limits
+  POST /api/jobs?name=&model=&steps=&tile=&color_fix=&seed=&fidelity=&outscale=&width=
+                 &format=&quality=
                                   the image file is the request body; answers {id, ahead}
-  GET  /api/jobs/{id}             state, queue position, progress (and: the page is alive)
-  POST /api/jobs/{id}/cancel      stop the job (also sent by the page when it closes)
-  GET  /api/jobs/{id}/result.png  the result (?download=1: as an attachment)
-  GET  /api/jobs/{id}/bicubic.png the input resized bicubically to the result's size
+  GET  /api/jobs                  the finished results the server keeps, newest first
+  GET  /api/jobs/{id}             state, queue position, progress, sizes, time, estimate
+  POST /api/jobs/{id}/cancel      stop the job (only an explicit Cancel sends it)
+  GET  /api/jobs/{id}/result      the result in its format (?download=1: as an attachment)
+  GET  /api/jobs/{id}/bicubic     the input resized bicubically to the result's size (PNG)
+  GET  /api/jobs/{id}/preview, preview-bicubic, thumb
+                                  downscaled WebP copies (the first two: large results only)
   GET  /api/results.zip?ids=a,b   finished results in one zip
+A job nobody asks about for `abandon_after_s` (tadsr serve --abandon-after) is cancelled.
 Errors are JSON {"error": "one line"} with a 4xx/5xx status.
 """
 
@@ -42,6 +47,7 @@ from starlette.routing import Route
 
 from tadsr.inference.core import COLOR_FIXES
 from tadsr.inference.fidelity import parse_fidelity
+from tadsr.inference.imageio import DEFAULT_QUALITY, OUTPUT_FORMATS
 from tadsr.utils.files import remove_stale_folders
 from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull, WorkerDied
 
@@ -49,7 +55,9 @@ __all__ = ["ServeConfig", "create_app"]
 
 COOKIE = "tadsr_token"
 TILE_CHOICES = (None, 0, 64, 128, 256, 512)  # None = automatic, 0 = never tile
-_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+_ASSETS = {"app.js": "text/javascript", "compare.js": "text/javascript",
+           "style.css": "text/css", "favicon.svg": "image/svg+xml"}  # fmt: skip
+_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 _ID = re.compile(r"[0-9a-f]{32}")
 MAX_ZIP_RESULTS = 100  # as many as the queue keeps (JobQueue.keep_finished)
 
@@ -58,6 +66,8 @@ MAX_ZIP_RESULTS = 100  # as many as the queue keeps (JobQueue.keep_finished)
 class ServeConfig:
     models: dict[str, str | None]  # name on the page -> NAME_OR_PATH; the first is the default
     kinds: dict[str, str]  # name -> "student" | "teacher" (as far as known before loading)
+    # name -> {"description": one line, "s_per_mp": seconds per x4 output megapixel}
+    about: dict[str, dict] = field(default_factory=dict)
     # name -> default F, a number or "auto" (the models that have a dial)
     fidelity: dict[str, float | str] = field(default_factory=dict)
     teacher_steps: int = 15
@@ -67,7 +77,7 @@ class ServeConfig:
     max_pixels: int | None = 64_000_000
     token: str | None = None
     local_only: bool = True  # accept only Host: localhost / 127.0.0.1 / [::1] (DNS rebinding)
-    heartbeat_s: float = 20.0
+    abandon_after_s: float = 1800.0  # a job nobody asked about for this long is cancelled
     max_decoding: int = 2  # uploads decoded at once (each may be up to max_pixels)
     loaded: dict = field(default_factory=dict)  # name -> pipeline loaded before the start
 
@@ -110,9 +120,12 @@ class _Routes:
                 device=(dev := pick_device(self.cfg.device)),
                 dtype=pick_dtype(self.cfg.dtype, dev),
                 max_pixels=self.cfg.max_pixels,
-                heartbeat_s=self.cfg.heartbeat_s,
+                heartbeat_s=self.cfg.abandon_after_s,
                 preload=self.default_model,
                 pipes=self.cfg.loaded,
+                s_per_mp={n: a["s_per_mp"] for n, a in self.cfg.about.items()
+                          if a.get("s_per_mp")},  # fmt: skip
+                model_steps={n: a["steps"] for n, a in self.cfg.about.items() if a.get("steps")},
             )
             self.state.update(queue=queue, workdir=Path(workdir))
             self.state["decoding"] = anyio.Semaphore(self.cfg.max_decoding)
@@ -154,9 +167,15 @@ class _Routes:
                         "name": n,
                         "kind": self.cfg.kinds.get(n, "student"),
                         "fidelity": self.cfg.fidelity.get(n),
+                        "description": self.cfg.about.get(n, {}).get("description"),
+                        "s_per_mp": self.state["queue"].s_per_mp.get(n),
                     }
                     for n in self.cfg.models
                 ],
+                "formats": list(OUTPUT_FORMATS),
+                "quality": DEFAULT_QUALITY,
+                "max_outscale": MAX_OUTSCALE,
+                "abandon_after_s": self.cfg.abandon_after_s,
                 "teacher_steps": self.cfg.teacher_steps,
                 "tiles": TILE_CHOICES,
                 "color_fixes": list(COLOR_FIXES),
@@ -182,7 +201,8 @@ class _Routes:
         fidelity = parse_fidelity(q.get("fidelity") or None)
         if fidelity is not None and model not in self.cfg.fidelity:
             raise ValueError(f"model {model} has no fidelity dial (no faithful endpoint)")
-        return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0), fidelity)
+        return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0), fidelity,
+                          *_output_options(q))  # fmt: skip
 
     async def create_job(self, request: Request) -> Response:
         if request.headers.get("x-tadsr") != "1":  # a cross-site form cannot set this header
@@ -213,7 +233,11 @@ class _Routes:
                 return _error(400, f"{name}: empty file (0 bytes)")
             async with self.state["decoding"]:
                 pic = await anyio.to_thread.run_sync(_decode, tmp, name, self.cfg.max_pixels)
-            job = Job(name=name, options=options, source=None, note=pic.note)
+            if options.width is not None and options.width > 4 * pic.width:
+                raise _BadImage(f"{name}: width {options.width} is more than x4 of the "
+                                f"image's {pic.width} pixels")  # fmt: skip
+            job = Job(name=name, options=options, source=None, note=pic.note,
+                      size=(pic.width, pic.height))  # fmt: skip
             job.source = Path(tmp).rename(self.state["workdir"] / f"{job.id}.upload")
             ahead = self.state["queue"].submit(job)
         except _BadImage as exc:
@@ -238,6 +262,9 @@ class _Routes:
         status = self.state["queue"].status(job_id) if _ID.fullmatch(job_id) else None
         return _error(404, "no such job") if status is None else JSONResponse(status)
 
+    async def history(self, _request: Request) -> Response:
+        return JSONResponse({"jobs": self.state["queue"].recent()})
+
     async def cancel(self, request: Request) -> Response:
         if request.headers.get("x-tadsr") != "1":  # as for uploads: no cross-site form posts
             return _error(403, "missing X-Tadsr header")
@@ -251,12 +278,14 @@ class _Routes:
         job = self.find(request)
         if job is None or job.state != DONE:
             return _error(404, "no such result")
-        path = {"result": job.result, "bicubic": job.bicubic}.get(request.path_params["which"])
+        which = request.path_params["which"].split(".", 1)[0]  # result.png: the older form
+        path = {"result": job.result, "bicubic": job.bicubic, **job.previews}.get(which)
         if path is None:
             return _error(404, "not found")
+        media = _MEDIA.get(path.suffix, "image/webp")
         if request.query_params.get("download"):
-            return FileResponse(path, media_type="image/png", filename=_out_name(job))
-        return FileResponse(path, media_type="image/png")
+            return FileResponse(path, media_type=media, filename=_out_name(job))
+        return FileResponse(path, media_type=media)
 
     async def results_zip(self, request: Request) -> Response:
         raw = request.query_params.get("ids", "").split(",")
@@ -269,8 +298,9 @@ class _Routes:
         entries, used = [], set()
         for job in jobs:
             name, k = _out_name(job), 2
+            stem, ext = name.rsplit(".", 1)
             while name.lower() in used:
-                name, k = f"{_out_name(job)[:-4]}_{k}.png", k + 1
+                name, k = f"{stem}_{k}.{ext}", k + 1
             used.add(name.lower())
             entries.append((job.result, name))
         return StreamingResponse(
@@ -287,9 +317,10 @@ def create_app(cfg: ServeConfig) -> Starlette:
         Route("/static/{name}", r.static),
         Route("/api/config", r.config),
         Route("/api/jobs", r.create_job, methods=["POST"]),
+        Route("/api/jobs", r.history),
         Route("/api/jobs/{job}", r.job_status),
         Route("/api/jobs/{job}/cancel", r.cancel, methods=["POST"]),
-        Route("/api/jobs/{job}/{which:str}.png", r.image),
+        Route("/api/jobs/{job}/{which:str}", r.image),
         Route("/api/results.zip", r.results_zip),
     ]
     app = Starlette(routes=routes, lifespan=r.lifespan)
@@ -392,8 +423,38 @@ def _zip_stream(entries: list[tuple[Path, str]], chunk: int = 1 << 20):
 
 
 def _out_name(job: Job) -> str:
+    """The download's name, as tadsr upscale tags a renamed output: stem_x4.png, _x2.webp..."""
+    from tadsr.inference.cli import _tag
+
     stem = job.name.rsplit(".", 1)[0] if "." in job.name else job.name
-    return f"{stem}_x4.png"
+    o = job.options
+    return f"{stem}_{_tag(o.outscale, o.width)}{OUTPUT_FORMATS[o.format]}"
+
+
+MAX_OUTSCALE = 4.0  # the page's sizes go up to the network's own x4
+
+
+def _output_options(q) -> tuple[float | None, int | None, str, int | None]:
+    """(outscale, width, format, quality) of a job's query; ValueError naming the bad one."""
+    raw = q.get("outscale") or None
+    try:
+        outscale = None if raw is None else float(raw)
+    except ValueError:
+        raise ValueError(f"outscale must be a number, got {raw!r}") from None
+    if outscale is not None and not 0 < outscale <= MAX_OUTSCALE:  # (nan fails too)
+        raise ValueError(f"outscale must be above 0 and at most {MAX_OUTSCALE:g}, got {raw}")
+    width = _int(q, "width", None)
+    if width is not None and not 1 <= width <= 65536:
+        raise ValueError(f"width must be 1 to 65536 pixels, got {width}")
+    if width is not None and outscale is not None:
+        raise ValueError("give outscale or width, not both")
+    fmt = q.get("format") or "png"
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"format must be {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
+    quality = _int(q, "quality", None)
+    if quality is not None and (fmt == "png" or not 1 <= quality <= 100):
+        raise ValueError(f"quality must be 1 to 100, for jpg or webp only, got {quality}")
+    return outscale, width, fmt, quality
 
 
 _NEED_TOKEN = """<!doctype html><meta charset="utf-8"><title>tadsr</title>

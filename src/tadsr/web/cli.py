@@ -12,6 +12,7 @@ from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
 PROG = "tadsr serve"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 100
+DEFAULT_ABANDON_S = 1800.0
 
 _DESCRIPTION = """\
 Start a local web page for upscaling: drop images on it, pick the model (the one-step
@@ -19,7 +20,9 @@ student, or the teacher and its number of steps), the fidelity <-> realism dial 
 tadsr upscale --fidelity), the tile size, the colour fix and the seed, watch the queue
 position and progress, compare the result with bicubic, download the PNGs. The same
 Upscaler as `tadsr upscale` does the work, so a result equals what `tadsr upscale` writes
-with the same options. Jobs run one at a time; closing or cancelling a tab stops its job.
+with the same options, in PNG, JPEG or WebP, at x4 or a smaller size. Jobs run one at a
+time and outlive the page: a reload reconnects to them, Cancel stops one, and a job no page
+has asked about for --abandon-after seconds is cancelled.
 Nothing is fetched from the internet.
 """
 
@@ -80,6 +83,15 @@ def register(subparsers) -> None:
         help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument("--token", default=None, help="shared secret required by every request")
+    p.add_argument(
+        "--abandon-after",
+        type=float,
+        default=DEFAULT_ABANDON_S,
+        metavar="SECONDS",
+        help="cancel a job that no page has asked about for this long (default "
+        f"{DEFAULT_ABANDON_S:g}: a reload or a phone tab in the background keeps its jobs; "
+        "Cancel on the page stops one at once)",
+    )
     p.set_defaults(func=run)
 
 
@@ -101,6 +113,20 @@ def _models(default: str | None) -> tuple[dict[str, str | None], dict[str, str],
     steps = max((e.get("steps", 1) for e in entries.values() if e.get("kind") == "teacher"),
                 default=15)  # fmt: skip
     return models, kinds, int(steps)
+
+
+def _about(models: dict[str, str | None]) -> dict[str, dict]:
+    """name -> {description, s_per_mp} of the bundled models (speed: the registry's figure
+    on mildly degraded photos, seconds per x4 output megapixel where it was measured)."""
+    from tadsr.models import registry
+
+    entries, out = registry(), {}
+    for name, ref in models.items():
+        entry = entries.get(ref or "", {})
+        speed = entry.get("metrics", {}).get("real", {}).get("s_per_mp")
+        out[name] = {"description": entry.get("description"), "s_per_mp": speed,
+                     "steps": entry.get("steps")}  # fmt: skip
+    return out
 
 
 def _dials(models: dict[str, str | None]) -> dict[str, float | str]:
@@ -129,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if args.token is not None and not args.token.strip():
         raise UsageError("--token must not be empty")
+    if not 0 < args.abandon_after < 10**9:
+        raise UsageError(f"--abandon-after must be > 0 seconds, got {args.abandon_after:g}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0 to 65535, got {args.port}")
     try:
@@ -176,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServeConfig(
         models=models,
         kinds=kinds,
+        about=_about(models),
         fidelity=_dials(models),
         teacher_steps=teacher_steps,
         device=args.device,
@@ -185,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         local_only=local,
         loaded=loaded,
+        abandon_after_s=args.abandon_after,
     )
     try:
         family = socket.AF_INET6 if ":" in args.host else socket.AF_INET

@@ -5,9 +5,10 @@ at once, and again when the job runs, so that waiting jobs hold no pixels in mem
 options of `tadsr upscale`. The worker loads each
 model once, on first use (the default one right after the server starts), and runs the same
 `Upscaler` as the command line, so the result is the one `tadsr upscale` writes. A job is
-cancelled by an explicit request, or when its page stops asking about it for `heartbeat_s`
-seconds (the tab was closed); a running job stops at its next network evaluation.
-Results are PNG files in the server's temporary folder, named by the job's random id.
+cancelled by an explicit request, or when no page has asked about it for `heartbeat_s`
+seconds (tadsr serve --abandon-after; a reloaded page asks again); a running job stops at
+its next network evaluation. Results (PNG, JPEG or WebP, with their bicubic comparison and
+previews) are files in the server's temporary folder, named by the job's random id.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class JobOptions:
     color_fix: str = "none"
     seed: int = 0
     fidelity: float | str | None = None  # the dial's F or "auto" (None: the model's default)
+    outscale: float | None = None  # the final scale (None: x4) ...
+    width: int | None = None  # ... or the final width, as tadsr upscale --outscale / --width
+    format: str = "png"  # png | jpg | webp, as tadsr upscale --format
+    quality: int | None = None  # jpg / webp quality (None: the default, 95)
 
 
 @dataclass
@@ -65,6 +70,12 @@ class Job:
     fidelity: float | None = None  # the F the result was made with (a model with a dial)
     result: Path | None = None
     bicubic: Path | None = None
+    previews: dict[str, Path] = field(default_factory=dict)  # "preview", "thumb", ... -> file
+    size: tuple[int, int] = (0, 0)  # the input's (width, height)
+    out_size: tuple[int, int] = (0, 0)  # the result's
+    started: float | None = None  # time.monotonic() when it began to run
+    seconds: float | None = None  # how long it ran (done)
+    ended_at: float | None = None  # time.time() when it finished (the history's order)
     last_seen: float = field(default_factory=time.monotonic)
     cancel_requested: bool = False
 
@@ -89,6 +100,8 @@ class JobQueue:
         keep_finished: int = 100,
         preload: str | None = None,
         pipes: dict[str, Any] | None = None,
+        s_per_mp: dict[str, float] | None = None,
+        model_steps: dict[str, int] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.models = models  # name shown on the page -> NAME_OR_PATH for from_pretrained
@@ -98,6 +111,12 @@ class JobQueue:
         self.max_waiting = max_waiting
         self.keep_finished = keep_finished
         self._preload = preload
+        # name -> seconds per megapixel of x4 output: the registry's figure at first, then
+        # this server's own measure (the last job's), for the ETA of the next jobs
+        # (at the model's own number of steps, `model_steps`; a teacher asked for fewer
+        # takes that share of it)
+        self.s_per_mp: dict[str, float] = dict(s_per_mp or {})
+        self.model_steps: dict[str, int] = dict(model_steps or {})
         self._jobs: dict[str, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
         self._finished: collections.deque[str] = collections.deque()
@@ -150,8 +169,28 @@ class JobQueue:
             if job.state == QUEUED:
                 out["ahead"] = self._ahead(job)
             out.update(done=job.done, total=job.total, message=job.message, note=job.note,
-                       fidelity=job.fidelity)  # fmt: skip
+                       fidelity=job.fidelity, model=job.options.model, format=job.options.format,
+                       width=job.size[0], height=job.size[1], out_width=job.out_size[0],
+                       out_height=job.out_size[1], seconds=job.seconds)  # fmt: skip
+            rate = self.s_per_mp.get(job.options.model)
+            if job.state in (QUEUED, RUNNING) and rate is not None and job.size[0]:
+                mp = job.size[0] * job.size[1] * 16e-6
+                out["estimate_s"] = round(rate * mp * self._step_share(job), 1)
+            if job.state == RUNNING and job.started is not None:
+                out["elapsed_s"] = round(time.monotonic() - job.started, 1)
             return out
+
+    def _step_share(self, job: Job) -> float:
+        full = self.model_steps.get(job.options.model, 1)
+        return min(job.options.steps or full, full) / full
+
+    def recent(self) -> list[dict]:
+        """The finished results the server still keeps, newest first (the page's history)."""
+        with self._cond:
+            done = [self._jobs[i] for i in self._finished if i in self._jobs]
+            done = [j for j in done if j.state == DONE]
+        done.sort(key=lambda j: j.ended_at or 0, reverse=True)
+        return [s for s in map(self.status, (j.id for j in done)) if s is not None]
 
     def cancel(self, job_id: str) -> bool:
         with self._cond:
@@ -178,14 +217,14 @@ class JobQueue:
         return job.cancel_requested or time.monotonic() - job.last_seen > self.heartbeat_s
 
     def _end(self, job: Job, state: str, message: str | None = None) -> None:
-        job.state, job.message = state, message
+        job.state, job.message, job.ended_at = state, message, time.time()
         if job.source is not None:
             job.source.unlink(missing_ok=True)
             job.source = None
         self._finished.append(job.id)
         while len(self._finished) > self.keep_finished:
             old = self._jobs.pop(self._finished.popleft(), None)
-            for path in (old.result, old.bicubic) if old is not None else ():
+            for path in (old.result, old.bicubic, *old.previews.values()) if old else ():
                 if path is not None:
                     path.unlink(missing_ok=True)
 
@@ -225,7 +264,7 @@ class JobQueue:
                 if self._abandoned(job):
                     self._end(job, CANCELLED, _why_cancelled(job))
                     continue
-                job.state, self._running = RUNNING, job
+                job.state, self._running, job.started = RUNNING, job, time.monotonic()
             try:
                 state, message = self._run(job)
             except Exception as exc:  # the server goes on; the page gets one line
@@ -253,8 +292,9 @@ class JobQueue:
         return self._pipes[name]
 
     def _run(self, job: Job) -> tuple[str, str | None]:
-        from tadsr.inference.imageio import Picture, read_image, write_image
-        from tadsr.inference.upscaler import Upscaler, _resize_plane
+        from tadsr.inference.imageio import OUTPUT_FORMATS, format_loss, read_image, write_image
+        from tadsr.inference.upscaler import Upscaler
+        from tadsr.web.previews import bicubic_of, write_previews
 
         opts = job.options
         try:
@@ -271,6 +311,8 @@ class JobQueue:
                 steps=steps,
                 max_pixels=self.max_pixels,
                 fidelity=self._fidelity(opts, pipe),
+                outscale=opts.outscale,
+                width=opts.width,
             )
         except ValueError as exc:
             return ERROR, str(exc)
@@ -281,19 +323,27 @@ class JobQueue:
                 raise _Cancelled
 
         pic = read_image(job.source, max_pixels=self.max_pixels)  # read before: it was fine
+        job.size = (pic.width, pic.height)
+        t0 = time.monotonic()
         try:
             out = up.upscale_picture(pic, on_progress=progress)
         except _Cancelled:
             return CANCELLED, "server stopping" if self._stopping else _why_cancelled(job)
-        result = write_image(self.workdir / f"{job.id}.png", out)
+        job.seconds = round(time.monotonic() - t0, 2)
+        mp = pic.width * pic.height * 16e-6
+        if mp >= 1:  # a small image's time is mostly fixed costs: it would mislead the ETA
+            self.s_per_mp[opts.model] = job.seconds / mp / self._step_share(job)
+        job.out_size = (out.width, out.height)
+        suffix = OUTPUT_FORMATS[opts.format]
+        loss = format_loss(out, suffix)
+        if loss:  # as tadsr upscale's warning, on the job's card
+            job.note = f"{job.note}; {loss}" if job.note else loss
+        job.result = write_image(self.workdir / f"{job.id}{suffix}", out, opts.quality)
         # the page's comparison: the input resized bicubically to the result's size
-        planes = [_resize_plane(pic.color[..., c], out.height, out.width) for c in range(
-            pic.color.shape[2])]  # fmt: skip
-        alpha = None if pic.alpha is None else _resize_plane(pic.alpha, out.height, out.width)
-        bicubic = write_image(
-            self.workdir / f"{job.id}-bicubic.png", Picture(_stack(planes), alpha)
-        )
-        job.result, job.bicubic, job.fidelity = result, bicubic, up.last_fidelity
+        bicubic = bicubic_of(pic, out.height, out.width)
+        job.bicubic = write_image(self.workdir / f"{job.id}-bicubic.png", bicubic)
+        job.previews = write_previews(self.workdir / job.id, out, bicubic)
+        job.fidelity = up.last_fidelity
         return DONE, None
 
     def _fidelity(self, opts: JobOptions, pipe) -> float | str | None:
@@ -308,12 +358,6 @@ class JobQueue:
 
 class ModelError(Exception):
     pass
-
-
-def _stack(planes):
-    import numpy as np
-
-    return np.stack(planes, axis=2)
 
 
 def _why_cancelled(job: Job) -> str:
