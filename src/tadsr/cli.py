@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None, *, _from_entry: bool = False) -> int:
             return 2
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"tadsr {args.command}: error: {exc}", file=sys.stderr)
+        where = "tadsr" if args is None else f"tadsr {args.command}"  # before parsing: no command
+        print(f"{where}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tadsr: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ back. Samplers are the pure functions of tadsr.diffusion.samplers.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,9 @@ from tadsr.diffusion import (
     sample_deterministic,
     sample_one_step,
 )
+
+if TYPE_CHECKING:
+    from tadsr.checkpoints.blend import FidelityDial
 
 SAMPLERS = ("ancestral", "deterministic")
 
@@ -69,8 +73,10 @@ class SRPipeline:
         self.sampler = sampler
         self.meta = meta or {}
         self.channels_last = False
-        self.dial = None  # a FidelityDial when the net is a blend (`from_pretrained`)
+        self.dial: FidelityDial | None = None  # when the net is a blend (`from_pretrained`)
         self.fidelity: float | str | None = None  # its F, or "auto"
+        self.fidelity_endpoint: str | None = None  # the blend's faithful endpoint
+        self.source: str | None = None  # the name or path it was loaded from (`from_loaded`)
         # LR pixels per latent pixel is factor/scale; the latent must be a multiple of
         # the net's size multiple.
         latent_multiple = int(getattr(net, "size_multiple", 1))
@@ -196,7 +202,7 @@ class SRPipeline:
 
         f, endpoint = fidelity_plan(name_or_path, fidelity, fidelity_endpoint)
         model = load(name_or_path, autoencoder)
-        if f is None:
+        if f is None or endpoint is None:  # fidelity_plan gives both or neither
             pipe = cls.from_loaded(model, kind=kind, **kwargs)
         else:
             pipe = cls._blended(model, f, endpoint, autoencoder, **kwargs)
@@ -231,7 +237,8 @@ class SRPipeline:
         threads: about 10% less network time, see benchmarks/README.md), with the same
         arithmetic up to float32 rounding order. `from_pretrained` turns it on for the CPU."""
         fmt = torch.channels_last if enabled else torch.contiguous_format
-        self.net.to(memory_format=fmt)
+        # Module.to takes memory_format (torch documents it); its stub's overloads omit it
+        self.net.to(memory_format=fmt)  # type: ignore[call-overload]
         self.channels_last = enabled
         return self
 

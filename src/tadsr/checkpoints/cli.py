@@ -237,7 +237,7 @@ def export_official(
     vq = load_official(autoencoder, expect="vq") if autoencoder else None
     face = "face" in _layout("unet", unet.config)
     codec: Any = (
-        VQCodec(vq.module)
+        VQCodec(vq.autoencoder)
         if vq is not None
         else {"kind": "vq", "config": VQ_PRESETS["vq_f8_face" if face else "vq_f4"].to_dict()}
     )

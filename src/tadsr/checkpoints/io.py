@@ -149,7 +149,7 @@ def load_model_file(
         if prefix not in groups or not rest:
             raise CheckpointError(f"{path}: unexpected tensor {key!r} (not unet.* or codec.*)")
         groups[prefix][rest] = value
-    unet = None
+    net: nn.Module | None = None
     if groups["unet"]:
         if "unet" not in meta:
             raise CheckpointError(f"{path}: has UNet weights but no UNet config in its metadata")
@@ -159,9 +159,9 @@ def load_model_file(
             cfg = UNetConfig.from_dict(meta["unet"])
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: bad UNet config in metadata ({exc})") from None
-        unet = SwinUNet(cfg)
-        _load_strict(unet, groups["unet"], f"{path} (unet)")
-        unet.eval()
+        net = SwinUNet(cfg)
+        _load_strict(net, groups["unet"], f"{path} (unet)")
+        net.eval()
     codec = None
     cdict = meta.get("codec")
     if cdict is not None and (cdict.get("kind") != "vq" or groups["codec"]):
@@ -176,4 +176,4 @@ def load_model_file(
         codec.eval()
     elif groups["codec"]:
         raise CheckpointError(f"{path}: has codec weights but no codec entry in its metadata")
-    return meta, unet, codec
+    return meta, net, codec

@@ -51,7 +51,7 @@ def codec_from_config(cfg: dict[str, Any]) -> Codec:
     """The frozen codec a config names: weight-free pixel-unshuffle, or a VQ autoencoder by
     its official file (`{"kind": "vq", "path": ...}`) or by config (`to_dict()` form)."""
     if cfg.get("kind") == "vq" and "path" in cfg:
-        codec: Codec = VQCodec(load_official(Path(cfg["path"]), expect="vq").module)
+        codec: Codec = VQCodec(load_official(Path(cfg["path"]), expect="vq").autoencoder)
     else:
         codec = build_codec(cfg)
     return codec.eval().requires_grad_(False)
@@ -92,7 +92,7 @@ def _load_ours(path: Path, autoencoder) -> LoadedModel:
     if codec is None:
         if autoencoder is None:
             raise CheckpointError(f"{path}: has no codec inside; pass --autoencoder")
-        codec = VQCodec(load_official(Path(autoencoder), expect="vq").module)
+        codec = VQCodec(load_official(Path(autoencoder), expect="vq").autoencoder)
         report.append(f"  codec from {autoencoder}")
     return LoadedModel(
         net=unet,
@@ -119,7 +119,7 @@ def _load_official(path: Path, raw: Any, autoencoder) -> LoadedModel:
     vq = load_official(Path(autoencoder), expect="vq")
     return LoadedModel(
         net=unet.module,
-        codec=VQCodec(vq.module),
+        codec=VQCodec(vq.autoencoder),
         process=Process(SCHEDULE_PRESETS["sr"]),
         scale=4,
         kind=TEACHER,  # the weights cannot say (checkpoints/kinds.py); the caller may

@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,9 @@ from torch import Tensor, nn
 from tadsr.checkpoints.errors import CheckpointError
 from tadsr.checkpoints.header import sniff as _sniff
 from tadsr.utils.files import one_line
+
+if TYPE_CHECKING:
+    from tadsr.nets.autoencoder import VQAutoencoder
 
 __all__ = [
     "CheckpointError",
@@ -257,6 +260,15 @@ class LoadedCheckpoint:
     config: Any
     module: nn.Module
     report: LoadReport
+
+    @property
+    def autoencoder(self) -> VQAutoencoder:
+        """`module` as the VQ autoencoder that a "vq" checkpoint builds."""
+        from tadsr.nets.autoencoder import VQAutoencoder
+
+        if not isinstance(self.module, VQAutoencoder):
+            raise CheckpointError(f"{self.report.path}: holds a {self.kind}, not a VQ autoencoder")
+        return self.module
 
 
 def match_state_dict(

@@ -10,6 +10,7 @@ deterministic one share one loop, and the one-step sampler is its one-step case.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -17,6 +18,13 @@ from torch import Tensor
 from tadsr.diffusion.schedule import Process
 
 Net = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+
+
+@runtime_checkable
+class FeatureNet(Protocol):
+    """A network that also gives its encoder's feature maps (SwinUNet)."""
+
+    def encoder_features(self, x: Tensor, t: Tensor, lq: Tensor | None) -> list[Tensor]: ...
 
 
 class Denoiser:
@@ -38,8 +46,11 @@ class Denoiser:
 
     def features(self, x_t: Tensor, t: int | Tensor, lq: Tensor | None) -> list[Tensor]:
         """The network's encoder feature maps at x_t (what the TAD-SR discriminator reads)."""
+        net = self.net
+        if not isinstance(net, FeatureNet):
+            raise TypeError(f"Denoiser.features: {type(net).__name__} has no encoder_features")
         x, t_net = self._inputs(x_t, t)
-        return self.net.encoder_features(x, t_net, lq)
+        return net.encoder_features(x, t_net, lq)
 
 
 def _noise(like: Tensor, generator: torch.Generator | None) -> Tensor:

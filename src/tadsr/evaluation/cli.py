@@ -200,7 +200,7 @@ def _bench_image(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
         arr = np.stack([xx / 2, yy / 2, (xx + yy) / 4], axis=2) + rng.normal(0, 8, (512, 512, 3))
         img, what = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), "synthetic picture"
     path = tmp / "bench.png"
-    img.resize((w, h), Image.BICUBIC).save(path)
+    img.resize((w, h), Image.Resampling.BICUBIC).save(path)
     return path, f"{what} at {w}x{h}"
 
 
@@ -251,7 +251,8 @@ def _bench_startup(args, result: dict, pairs, tmp: Path) -> bool:
                 "--model", args.student, "--backend", backend, "--dtype", dtype]  # fmt: skip
         cases.append((f"upscale 8x8, {backend} {dtype}", argv))
     print("start-up, fresh process, wall seconds (fastest of --repeats):")
-    rows, failed = [], False
+    rows: list[dict[str, str | float]] = []
+    failed = False
     for label, argv in cases:
         try:
             secs = measure_startup(argv, args.repeats)

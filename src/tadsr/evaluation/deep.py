@@ -88,6 +88,8 @@ def load_deep_metric(name: str, device: str = "cpu") -> Callable[..., float]:
     def run(sr: np.ndarray, hr: np.ndarray | None = None) -> float:
         with torch.no_grad():
             if spec.full_reference:
+                if hr is None:
+                    raise ValueError(f"{name.upper()} compares with a reference: pass the HR image")
                 return float(model(to_tensor(sr), to_tensor(hr)).item())
             return float(model(to_tensor(sr)).item())
 

@@ -121,17 +121,29 @@ def metric_function(
     BRISQUE model are loaded here (RuntimeError with a clear message naming what is missing).
     """
     key = canonical_name(name)
-    if key == "psnr":
-        return lambda sr, hr: psnr_y(sr, hr, crop_border)
-    if key == "ssim":
-        return lambda sr, hr: ssim_y(sr, hr, crop_border)
-    if key == "ms_ssim":
-        return lambda sr, hr: ms_ssim(sr, hr, crop_border)
+    full_reference = {"psnr": psnr_y, "ssim": ssim_y, "ms_ssim": ms_ssim}.get(key)
+    if full_reference is not None:
+        compare = full_reference
+
+        def with_reference(sr: np.ndarray, hr: np.ndarray | None) -> float:
+            if hr is None:
+                raise ValueError(f"{name} compares with a reference: pass the HR image")
+            return compare(sr, hr, crop_border)
+
+        return with_reference
     if key == "niqe":
-        return lambda sr, hr=None: niqe(sr)
+
+        def niqe_of(sr: np.ndarray, hr: np.ndarray | None = None) -> float:
+            return niqe(sr)
+
+        return niqe_of
     if key == "brisque":
         load_svr(brisque_model)  # RuntimeError naming the file, or saying how to get one
-        return lambda sr, hr=None: brisque(sr, brisque_model)
+
+        def brisque_of(sr: np.ndarray, hr: np.ndarray | None = None) -> float:
+            return brisque(sr, brisque_model)
+
+        return brisque_of
     return partial(_call_deep, load_deep_metric(key, device))
 
 

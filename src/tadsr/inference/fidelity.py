@@ -42,7 +42,7 @@ NOISE_RANGE = (2.0, 6.0)  # Immerkaer sigma (8-bit levels) mapped to F 0 .. 1
 BLOCK_RANGE = (1.08, 1.3)  # JPEG grid / inner step ratio mapped to F 0 .. 1
 
 
-def parse_fidelity(value: object) -> float | str | None:
+def parse_fidelity(value: str | float | None) -> float | str | None:
     """A fidelity as given (a number, a string, "auto", None) -> float in [0, 1], "auto" or
     None; ValueError in one line for anything else (nan and inf included)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
@@ -79,7 +79,11 @@ def default_fidelity(model: str | None) -> float | str | None:
 
 
 def fidelity_plan(
-    model: str | None, fidelity: object = None, endpoint: str | None = None, *, fixed: bool = False
+    model: str | None,
+    fidelity: str | float | None = None,
+    endpoint: str | None = None,
+    *,
+    fixed: bool = False,
 ) -> tuple[float | str | None, str | None]:
     """(F or "auto", the endpoint to blend with) for loading `model`, or (None, None) for the
     model as it is. `fidelity` None means the registry's "default_fidelity" (a default of 0

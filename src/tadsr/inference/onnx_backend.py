@@ -39,6 +39,13 @@ __all__ = ["OnnxStudent", "OnnxUpscaler", "cached_onnx", "onnxruntime_available"
 GRAPH_VERSION = 1
 
 
+def _fresh_seed() -> int:
+    """A seed from the OS's entropy (what SeedSequence() draws: an int when given none)."""
+    entropy = np.random.SeedSequence().entropy
+    assert isinstance(entropy, int)
+    return entropy % 2**63
+
+
 class OnnxUpscaler:
     """`Upscaler`'s file / picture interface on the onnxruntime backend."""
 
@@ -76,7 +83,7 @@ class OnnxUpscaler:
         lq *= np.float32(1.0 / pic.max_value)
         if pic.gray:
             lq = np.repeat(lq, 3, axis=1)
-        seed = int(np.random.SeedSequence().entropy % 2**63) if opts.seed is None else opts.seed
+        seed = _fresh_seed() if opts.seed is None else opts.seed
         noise = BlockNoise((1, self.student.noise_channels, h, w), seed)
         tile = opts.tile if opts.tile is not None else auto_tile_size("cpu", h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else self.student.halo
@@ -103,7 +110,7 @@ def _resize_alpha(plane: np.ndarray, height: int, width: int) -> np.ndarray:
 
     maxv = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(plane.dtype, 1.0)
     img = Image.fromarray(plane.astype(np.float32), mode="F")
-    out = np.asarray(img.resize((width, height), Image.BICUBIC), np.float32)
+    out = np.asarray(img.resize((width, height), Image.Resampling.BICUBIC), np.float32)
     out = np.clip(out, 0, maxv)
     return out if plane.dtype == np.float32 else np.rint(out).astype(plane.dtype)
 
@@ -159,7 +166,7 @@ def cached_onnx(
     if path.suffix.lower() == ".onnx":
         return path
     f, endpoint = fidelity_plan(model, fidelity, fidelity_endpoint, fixed=True)
-    if f == "auto":
+    if isinstance(f, str):  # "auto", the one string a fidelity can be
         raise ValueError("fidelity 'auto' picks F per image, which the ONNX graph cannot")
     digest = sha256_file(path)[:16]
     if f is not None:

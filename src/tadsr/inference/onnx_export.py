@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tadsr.nets.codec import PixelUnshuffleCodec
 from tadsr.pipeline import SRPipeline
 from tadsr.utils.files import atomic_write
 
@@ -44,13 +45,13 @@ def _pad_amount(size: Tensor | int, multiple: int) -> Tensor | int:
 class StudentGraph(nn.Module):
     """LR [0, 1] + noise -> SR [0, 1] through a one-step student pipeline (traceable)."""
 
+    t: Tensor
+
     def __init__(self, pipe: SRPipeline) -> None:
         super().__init__()
         if pipe.kind != "student":
             raise ValueError("only a one-step student exports as one graph (this is a teacher)")
-        if not isinstance(pipe.codec, nn.Module) or pipe.codec.__class__.__name__ != (
-            "PixelUnshuffleCodec"
-        ):
+        if not isinstance(pipe.codec, PixelUnshuffleCodec):
             raise ValueError("ONNX export needs the pixel-unshuffle codec (a VQ codec is not one)")
         if pipe.codec.factor != pipe.scale:
             raise ValueError(
@@ -73,8 +74,9 @@ class StudentGraph(nn.Module):
         lq = lr * 2.0 - 1.0
         ph, pw = _pad_amount(h, self.multiple), _pad_amount(w, self.multiple)
         # reflection like the pipeline (the CLI's tiles are never smaller than the padding)
-        lq = F.pad(lq, [0, pw, 0, ph], mode="reflect")
-        noise = F.pad(noise, [0, pw, 0, ph], mode="reflect")
+        # traced, the pads are 0-dim tensors, which F.pad takes (its stub says ints)
+        lq = F.pad(lq, [0, pw, 0, ph], mode="reflect")  # type: ignore[list-item]
+        noise = F.pad(noise, [0, pw, 0, ph], mode="reflect")  # type: ignore[list-item]
         up = F.interpolate(lq, scale_factor=float(self.scale), mode="bicubic", align_corners=False)
         y = self.codec.encode(up)
         x = (y + self.noise_std * noise) / self.input_div
@@ -164,7 +166,7 @@ def export_onnx(
     noise = torch.randn(pipe.noise_shape(h, w), generator=torch.Generator().manual_seed(1))
     meta = {
         "tadsr.format": "1",
-        "tadsr.source": str(getattr(pipe, "source", model)),
+        "tadsr.source": str(pipe.source if pipe.source is not None else model),
         "tadsr.kind": "student",
         "tadsr.scale": str(pipe.scale),
         "tadsr.noise_channels": str(pipe.codec.channels),

@@ -217,7 +217,7 @@ def run_tiled(
     overlap: int = 16,
     halo: int = 16,
     noise: NoiseSource | None = None,
-    on_tile: Callable[[], None] | None = None,
+    on_tile: Callable[[], object] | None = None,
 ) -> int:
     """Run `fn(lq_window, noise_window) -> sr_window` over tiles of `lq` (1, C, H, W).
 
@@ -258,7 +258,7 @@ def run_tiled(
             sr = fn(window, _slice_noise(noise, spec, h, w))
             oy, ox = (y0 - spec.wy0) * scale, (x0 - spec.wx0) * scale
             sr = _as_array(sr[0, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale])
-            if acc is None:
+            if acc is None or wsum is None:
                 acc = np.zeros((sr.shape[0], band_end, out_w), np.float32)
                 wsum = np.zeros((band_end, out_w), np.float32)
             wt = ramps_y[r][:, None] * ramps_x[c][None, :]
@@ -268,6 +268,7 @@ def run_tiled(
             wsum[ry, rx] += wt
             if on_tile is not None:
                 on_tile()
+        assert acc is not None and wsum is not None  # made by the row's first tile
         # rows above the next tile row are final
         done = ys[r + 1][0] * scale if r + 1 < len(ys) else h * scale
         n = done - acc_start

@@ -84,8 +84,8 @@ class Upscaler:
 
         dev = pick_device(device)
         pipe = SRPipeline.from_pretrained(
-            name_or_path,
-            autoencoder=autoencoder,
+            None if name_or_path is None else os.fspath(name_or_path),
+            autoencoder=None if autoencoder is None else os.fspath(autoencoder),
             device=dev,
             dtype=pick_dtype(dtype, dev),
             fidelity=fidelity,
@@ -191,6 +191,7 @@ class Upscaler:
             from tadsr.inference.fidelity import estimate_fidelity
 
             f = estimate_fidelity(pic.color, pic.max_value)
+        assert isinstance(f, (int, float)), f  # parse_fidelity: a number or "auto"
         dial.set(f)
         self.last_fidelity = f
         return {"tadsr:fidelity": f"{f:g} (auto)" if auto else f"{f:g}"}

@@ -162,12 +162,31 @@ class Upsample(nn.Module):
 
 
 class _Level(nn.Module):
-    """One resolution level: `block.*`, `attn.*` and `downsample` / `upsample` (official names)."""
+    """One resolution level: `block.*`, `attn.*` and `downsample` / `upsample` (official names),
+    run in that order (a level has at most one of the two resamplers)."""
+
+    downsample: nn.Module | None
+    upsample: nn.Module | None
 
     def __init__(self) -> None:
         super().__init__()
         self.block = nn.ModuleList()
         self.attn = nn.ModuleList()
+        # plain attributes until a resampler is assigned (which registers it): absent from
+        # the state dict when None
+        self.downsample = None
+        self.upsample = None
+
+    def forward(self, h: Tensor) -> Tensor:
+        for i, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn) > 0:
+                h = self.attn[i](h)
+        if self.downsample is not None:
+            h = self.downsample(h)
+        if self.upsample is not None:
+            h = self.upsample(h)
+        return h
 
 
 class _Mid(nn.Module):
@@ -179,14 +198,6 @@ class _Mid(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block_2(self.attn_1(self.block_1(x)))
-
-
-def _run_level(level: _Level, h: Tensor) -> Tensor:
-    for i, block in enumerate(level.block):
-        h = block(h)
-        if len(level.attn) > 0:
-            h = level.attn[i](h)
-    return h
 
 
 class Encoder(nn.Module):
@@ -220,9 +231,7 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            h = _run_level(level, h)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
+            h = level(h)
         h = self.mid(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
@@ -257,9 +266,7 @@ class Decoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
-            h = _run_level(level, h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
+            h = level(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

@@ -24,6 +24,15 @@ class GroupNorm32(nn.GroupNorm):
         return y.to(x.dtype)
 
 
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """``conv`` with its weight and bias set to zero: a residual branch or an output layer
+    that starts by adding nothing."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """Sinusoidal embedding [cos(t f_i), sin(t f_i)], f_i = exp(-ln(max_period) i / half).
 
@@ -117,10 +126,8 @@ class ResBlock(TimestepBlock):
             GroupNorm32(norm_groups, out_channels),
             nn.SiLU(),
             nn.Dropout(dropout),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            zero_init(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
-        nn.init.zeros_(self.out_layers[3].weight)
-        nn.init.zeros_(self.out_layers[3].bias)
         if out_channels == channels:
             self.skip_connection: nn.Module = nn.Identity()
         else:
@@ -132,8 +139,7 @@ class ResBlock(TimestepBlock):
         if self.use_scale_shift_norm:
             scale, shift = e.chunk(2, dim=1)
             h = self.out_layers[0](h) * (1 + scale) + shift
-            for layer in self.out_layers[1:]:
-                h = layer(h)
+            h = self.out_layers[1:](h)
         else:
             h = self.out_layers(h + e)
         return self.skip_connection(x) + h

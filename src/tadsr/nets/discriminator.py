@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from tadsr.nets.blocks import zero_init
+
 TEMB_DIM = 160  # the official heads' time-embedding width
 LOGITS = 64  # logit channels per position
 
@@ -67,9 +69,7 @@ class ScaleHead(nn.Module):
         self.temb_dim = temb_dim
         self.norm = nn.GroupNorm(_groups(32, channels), channels)
         self.film = nn.Linear(temb_dim, 2 * channels)
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        self.conv = zero_init(nn.Conv2d(channels, channels, 3, padding=1))
         self.inp = _SNConvBlock(channels, 1)
         self.res = _SNConvBlock(channels, 9)
         self.out = spectral_norm(nn.Conv1d(channels, logits, 1))

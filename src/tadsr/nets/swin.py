@@ -64,14 +64,18 @@ def shift_mask_from_counts(n_rows: Tensor | int, n_cols: Tensor | int, window: i
     c = torch.arange(window).repeat(window)
     lab = 1 + (c >= window - shift).long()
     last = (lab[:, None] != lab[None, :]).float() * MASK_VALUE  # (N, N)
-    rows = torch.arange(n_rows) == n_rows - 1  # (nWr,)
+    # under an ONNX trace the counts are 0-dim tensors, which arange and expand take (their
+    # stubs say int only)
+    rows = torch.arange(n_rows) == n_rows - 1  # type: ignore[arg-type]  # (nWr,)
     n = window * window
     mask = rows.float()[:, None, None, None] * last  # (nWr, 1, N, N)
-    return mask.expand(-1, n_cols, -1, -1).reshape(-1, n, n)
+    return mask.expand(-1, n_cols, -1, -1).reshape(-1, n, n)  # type: ignore[arg-type]
 
 
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a relative position bias (keys: official)."""
+
+    relative_position_index: Tensor
 
     def __init__(self, dim: int, window: int, num_heads: int) -> None:
         super().__init__()
@@ -235,7 +239,7 @@ class SwinLayer(nn.Module):
         super().__init__()
         self.patch_embed = _Conv1x1(in_channels, embed_dim)
         self.patch_unembed = _Conv1x1(embed_dim, in_channels)
-        self.blocks = nn.ModuleList(
+        blocks = [
             SwinBlock(
                 embed_dim,
                 num_heads,
@@ -246,12 +250,14 @@ class SwinLayer(nn.Module):
                 norm_groups,
             )
             for i in range(depth)
-        )
+        ]
+        self.blocks = nn.ModuleList(blocks)
+        self._size_multiple = max((blk.window for blk in blocks), default=1)
 
     @property
     def size_multiple(self) -> int:
         """Map sizes this layer accepts are multiples of this (its largest window)."""
-        return max((blk.window for blk in self.blocks), default=1)
+        return self._size_multiple
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.patch_embed(x)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from tadsr.nets.blocks import (
     TimestepSequential,
     Upsample,
     timestep_embedding,
+    zero_init,
 )
 from tadsr.nets.swin import SwinLayer
 from tadsr.utils.config import DictConfig
@@ -67,6 +68,9 @@ class LQSkip(nn.Module):
     """Fixed LQ -> latent path: Gaussian blur (replicate borders), then bicubic x scale
     upsampling in pixel-unshuffle layout as one conv. No parameters; the kernels are
     non-persistent buffers rebuilt from the config, so files carry no copy of them."""
+
+    weight: Tensor
+    taps: Tensor
 
     def __init__(self, channels: int, scale: int, sigma: float) -> None:
         super().__init__()
@@ -201,7 +205,7 @@ class UNetConfig(DictConfig):
         return self.lq_channels if n == 0 else FE_BASE_CHANNELS * 2**n
 
 
-_SR = dict(
+_SR = UNetConfig(
     image_size=64,
     in_channels=3,
     model_channels=160,
@@ -219,20 +223,13 @@ _SR = dict(
 
 UNET_PRESETS: dict[str, UNetConfig] = {
     # configs/realsr_swinunet_realesrgan256.yaml: 118,593,583 parameters.
-    "sr": UNetConfig(**_SR),
+    "sr": _SR,
     # configs/faceir_gfpgan512_lpips.yaml: 8-channel f8 latent, 512 LQ -> feature extractor.
-    "face": UNetConfig(**{**_SR, "in_channels": 8, "out_channels": 8, "lq_size": 512}),
+    "face": replace(_SR, in_channels=8, out_channels=8, lq_size=512),
     # conformance fixtures unet_sr_small / unet_face_small (widths 32 / 64).
-    "sr_small_fixture": UNetConfig(**{**_SR, "model_channels": 32, "swin_embed_dim": 64}),
-    "face_small_fixture": UNetConfig(
-        **{
-            **_SR,
-            "model_channels": 32,
-            "swin_embed_dim": 64,
-            "in_channels": 8,
-            "out_channels": 8,
-            "lq_size": 512,
-        }
+    "sr_small_fixture": replace(_SR, model_channels=32, swin_embed_dim=64),
+    "face_small_fixture": replace(
+        _SR, model_channels=32, swin_embed_dim=64, in_channels=8, out_channels=8, lq_size=512
     ),
 }
 
@@ -311,12 +308,14 @@ class SwinUNet(nn.Module):
                     ds *= 2
                 self.output_blocks.append(TimestepSequential(*layers))
         self.out = nn.Sequential(
-            GroupNorm32(groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
+            GroupNorm32(groups, ch),
+            nn.SiLU(),
+            zero_init(nn.Conv2d(ch, cfg.out_channels, 3, padding=1)),
         )
-        nn.init.zeros_(self.out[2].weight)
-        nn.init.zeros_(self.out[2].bias)
         if cfg.lq_skip:
-            self.lq_skip = LQSkip(cfg.lq_channels, cfg.lq_skip_scale, cfg.lq_skip_sigma)
+            scale = cfg.lq_skip_scale
+            assert scale is not None  # UNetConfig.__post_init__ refuses lq_skip without one
+            self.lq_skip = LQSkip(cfg.lq_channels, scale, cfg.lq_skip_sigma)
         self._size_multiple = self._compute_size_multiple()
 
     @staticmethod
@@ -382,7 +381,8 @@ class SwinUNet(nn.Module):
             raise ValueError(
                 f"SwinUNet: latent size {tuple(x.shape[-2:])} is not a multiple of {m}"
             )
-        dtype = self.input_blocks[0][0].weight.dtype  # float32 also under autocast
+        # the first conv's weight (input_blocks.0.0): float32 also under autocast
+        dtype = next(self.input_blocks.parameters()).dtype
         timesteps = timesteps.to(x.device)
         if timesteps.ndim == 0:
             timesteps = timesteps.expand(x.shape[0])

@@ -17,8 +17,8 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
             e.lerp_(p.detach(), 1 - self.decay)
-        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
+        for eb, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            eb.copy_(b)
 
     def state_dict(self) -> dict:
         return self.model.state_dict()

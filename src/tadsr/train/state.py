@@ -16,7 +16,9 @@ from tadsr.utils.files import atomic_write, one_line
 
 def rng_state() -> dict:
     """The global generators as tensors (so the file loads with weights_only=True)."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = np.random.get_state()  # legacy=True: the tuple form, not the dict
+    assert isinstance(state, tuple)
+    _, keys, pos, has_gauss, gauss = state
     return {
         "torch": torch.get_rng_state(),
         "numpy_keys": torch.from_numpy(keys.astype(np.int64)),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tadsr.checkpoints import CheckpointError
 from tadsr.checkpoints.loading import codec_from_config
@@ -31,7 +32,8 @@ class TeacherObjective:
         model = SwinUNet(cfg.unet)
         if cfg.run.init_from and init:
             init_weights(model, cfg.run.init_from)
-        self.model = model.to(d.device)
+        # typed as Objective declares it (a protocol attribute must match exactly)
+        self.model: nn.Module = model.to(d.device)
         self.codec = codec_from_config(cfg.codec).to(d.device)
         self.process = Process(cfg.schedule)
 

@@ -37,7 +37,9 @@ def validate(
         net, codec, process, scale=scale, kind=kind, device=next(net.parameters()).device
     )
     ds = PairedFolderDataset(val_dir / "lr", val_dir / "hr")
-    psnrs, ssims, tiles = [], [], []
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    tiles: list[np.ndarray] = []
     for i in range(min(data.val_count, len(ds))):
         lr, hr, _ = ds[i]
         g = torch.Generator().manual_seed(seed + i)

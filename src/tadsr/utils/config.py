@@ -35,7 +35,7 @@ def from_dict(cls: type, d: typing.Mapping[str, Any]) -> Any:
     kwargs = {}
     for k, v in d.items():
         hint = hints[k]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(v, dict):
                 raise ValueError(f"{k!r} is a group of settings, not a value (got {v!r})")
             kwargs[k] = from_dict(hint, v)
