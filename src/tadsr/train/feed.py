@@ -47,7 +47,7 @@ class StepData(Dataset):
         d = Dist(rank=self.rank, world=self.world)
         base = first_index(step, m, self.accum, d, self.per)
         try:
-            with _one_thread():
+            with one_thread():
                 hr = torch.stack([self.crops[(base + i) % len(self.crops)]
                                   for i in range(self.per)])  # fmt: skip
                 g = step_generator(self.seed, step, m, self.rank)
@@ -59,7 +59,7 @@ class StepData(Dataset):
 
 
 @contextlib.contextmanager
-def _one_thread():
+def one_thread():
     """Crops and degradation on one CPU thread, as in a worker process: some CPU kernels
     (bilinear resizing) round differently with more threads, and a micro-batch must not
     depend on where it was made."""
