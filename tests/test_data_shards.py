@@ -4,6 +4,7 @@ a run on the folder, with the source gone (nothing is listed again)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -101,3 +102,19 @@ def test_bad_sources_are_one_line_errors(tmp_path, capsys):
                  str(tmp_path / "o")]) == 1  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "none: not a folder" in err[0] and "no readable images" in err[1]
+
+
+def test_bench_data_prints_pairs_per_second_of_each_part(nested, tmp_path, capsys):
+    _shards(nested, tmp_path)
+    assert main(["bench", "--parts", "data", "--data", str(tmp_path), "--workers", "1",
+                 "--pairs", "8", "--json", str(tmp_path / "bench.json")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^  (crop reading|degradation|whole path) +([\d.]+) pairs/s", out,
+                           re.M))  # fmt: skip
+    assert set(rows) == {"crop reading", "degradation", "whole path"}, out
+    rows = {k: float(v) for k, v in rows.items()}
+    assert all(v > 0 for v in rows.values())
+    import json
+
+    saved = json.loads((tmp_path / "bench.json").read_text())["data"]
+    assert saved["crop"] == 256 and saved["workers"] == 1 and saved["whole_per_s"] > 0
