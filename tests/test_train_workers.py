@@ -109,3 +109,19 @@ def test_micro_batches_and_their_draws_do_not_depend_on_the_workers(corpus):
     for x, y in zip(a, b):
         assert all(torch.equal(u, v) for u, v in zip(x, y))
     assert not torch.equal(a[0][1], a[2][1])  # steps differ
+
+
+def test_distillation_with_workers_gives_the_same_student(corpus, teacher_file, tmp_path):
+    """Without a teacher cache distillation reads the feed too: its eps, t and the
+    discriminator's draws continue each batch's generator, made in a worker."""
+    from tadsr.train.distill import distill
+
+    def run(workers: int) -> dict:
+        sets = [f"data.root={corpus}", f"teacher={teacher_file}", "run.threads=1",
+                "teacher_cache=0", "run.iterations=2", f"data.workers={workers}"]
+        cfg = resolve("distill", "tiny", sets)
+        distill(cfg, tmp_path / f"w{workers}", device="cpu")
+        return _state(tmp_path / f"w{workers}")
+
+    a, b = run(0), run(2)
+    assert _same(a["model"], b["model"]) and _same(a["disc"], b["disc"])

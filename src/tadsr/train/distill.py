@@ -134,7 +134,8 @@ class DistillObjective:
             yield mb.hr, mb.lq, eps, zt, mb.generator
 
     def close(self) -> None:
-        self.feed.close()
+        if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
+            self.feed.close()
 
     def loss(self, net, batch, amp):
         """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after the discriminator's update(s)."""

@@ -45,7 +45,8 @@ class TeacherObjective:
         return self.feed.batches(step)
 
     def close(self) -> None:
-        self.feed.close()
+        if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
+            self.feed.close()
 
     def loss(self, net, mb, amp):
         x0, y = latents(self.codec, mb.hr, mb.lq, self.cfg.scale)
