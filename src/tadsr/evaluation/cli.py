@@ -144,6 +144,9 @@ def _check_bench_arguments(args: argparse.Namespace) -> None:
                          f"{DEFAULT_MAX_PIXELS:,} (as tadsr upscale)")  # fmt: skip
     if args.threads < 0:
         raise UsageError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.workers < 0 or args.pairs < 8:
+        raise UsageError(f"--workers must be >= 0 and --pairs >= 8, got {args.workers} and "
+                         f"{args.pairs}")  # fmt: skip
     if args.teacher_steps is not None and args.teacher_steps < 1:
         raise UsageError(f"--teacher-steps must be >= 1, got {args.teacher_steps}")
     if args.json_path and Path(args.json_path).is_dir():
@@ -200,10 +203,6 @@ def _bench_data(args: argparse.Namespace, result: dict) -> bool:
 
     from tadsr.train.data_bench import measure_data
 
-    if args.workers < 0 or args.pairs < 8:
-        from tadsr.cli import UsageError
-
-        raise UsageError("--workers must be 0 or more and --pairs at least 8")
     try:
         r = measure_data(args.data, workers=args.workers, device=args.device, pairs=args.pairs)
     except (ValueError, OSError) as exc:
