@@ -275,11 +275,19 @@ def test_bench_argument_errors_are_usage_errors_before_any_work(tmp_path, capsys
              (["--threads", "-3"], "--threads must be >= 0"),
              (["--teacher-steps", "0"], "--teacher-steps must be >= 1"),
              (["--device", "cuda:7"], "--device: "),
-             (["--image", str(tmp_path), "--parts", "path"], "is a folder, not a file")]
+             (["--image", str(tmp_path), "--parts", "path"], "is a folder, not a file"),
+             (["--parts", "data", "--workers", "-1"], "--workers must be >= 0"),
+             (["--parts", "data", "--pairs", "2"], "--pairs >= 8")]
     for args, words in cases:
         assert main(["bench", *args]) == 2, args
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
+
+
+def test_bench_data_names_a_missing_corpus_in_one_line(tmp_path, capsys):
+    assert main(["bench", "--parts", "data", "--data", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "none: not a folder" in err and err.count("\n") == 1, err
 
 
 def test_bench_teacher_steps_over_the_schedule_is_a_usage_error(capsys):

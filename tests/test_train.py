@@ -99,9 +99,9 @@ def test_teacher_resume_is_exact(corpus, tmp_path):
 
 
 def test_teacher_torchrun_two_processes(corpus, tmp_path):
-    """A real multi-process run: torchrun, DDP on gloo; ranks stay in sync."""
+    """A real multi-process run: torchrun, DDP on gloo, 2 processes x 2 data workers."""
     run = tmp_path / "ddp"
-    _torchrun("teacher", corpus, run, port=29500)
+    _torchrun("teacher", corpus, run, port=29500, extra=["--set", "data.workers=2"])
     assert (run / "model.safetensors").is_file()
     state = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert state["step"] == 2

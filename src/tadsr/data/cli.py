@@ -1,4 +1,5 @@
-"""``tadsr data photos`` (build the photo corpus) and ``tadsr data pairs`` (evaluation pairs)."""
+"""``tadsr data photos`` (build the photo corpus), ``tadsr data pairs`` (evaluation pairs),
+``tadsr data shards`` (a corpus as sharded tar files) and ``tadsr data photo-val``."""
 
 from __future__ import annotations
 
@@ -97,6 +98,28 @@ def _photo_val(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shards(args: argparse.Namespace) -> int:
+    from tadsr.data.shards import build_shards
+
+    if not args.shard_mb > 0:
+        from tadsr.cli import UsageError
+
+        raise UsageError(f"--shard-mb must be positive, got {args.shard_mb}")
+    try:
+        report = build_shards(args.from_folder, args.out, shard_mb=args.shard_mb,
+                              progress=not args.no_progress)  # fmt: skip
+    except (ValueError, OSError) as exc:
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"tadsr data shards: error: {where}{why}", file=sys.stderr)
+        return 1
+    for line in report.skipped:
+        print(f"  skipped {line}")
+    print(f"{report.out_dir}: {report.photos} photos in {report.shards} shards "
+          f"({report.bytes / 2**20:.1f} MiB); train with --set data.root={report.out_dir}")  # fmt: skip
+    return 0
+
+
 def register(subparsers) -> None:
     """Add ``data photos`` and ``data pairs``."""
     p = subparsers.add_parser("data", help="training data: photo corpus, evaluation pairs")
@@ -138,6 +161,20 @@ def register(subparsers) -> None:
     pp.add_argument("--scale", type=int, default=4)
     pp.add_argument("--no-progress", action="store_true")
     pp.set_defaults(func=_pairs)
+
+    sh = sub.add_parser(
+        "shards",
+        help="pack any folder of photos into sharded tar files for training at scale",
+        description="Every image under --from (nested folders, as ImageNet's or LSDIR's "
+        "layouts, or a corpus with manifest.json) -> OUT/shard-NNNNNN.tar (webdataset's "
+        "layout, each photo byte for byte) + OUT/shards.json and OUT/samples.npy (the index: "
+        "no process lists the photos again). Train on it with --set data.root=OUT.",
+    )
+    sh.add_argument("--from", dest="from_folder", required=True, help="folder of photos")
+    sh.add_argument("--out", required=True, help="output folder of the shards")
+    sh.add_argument("--shard-mb", type=float, default=1024, help="size of a shard in MiB (default 1024)")
+    sh.add_argument("--no-progress", action="store_true")
+    sh.set_defaults(func=_shards)
 
     pv = sub.add_parser(
         "photo-val",

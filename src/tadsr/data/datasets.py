@@ -6,6 +6,7 @@ Tensors are float in [0, 1], shape (3, H, W) (convert to [-1, 1] in the trainer)
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def corpus_images(
 
 
 class CropDataset(Dataset):
-    """Random ``crop_size`` HR crops with horizontal flips from a corpus folder.
+    """Random ``crop_size`` HR crops with horizontal flips from a corpus folder or shards.
 
     Item ``i`` is a deterministic function of ``(seed, i)`` (its own numpy SeedSequence), so a
     resumed run sees exactly the same crops. Photos are chosen with probability proportional
@@ -92,6 +93,8 @@ class CropDataset(Dataset):
     most texture (mean absolute difference between neighbouring grey pixels), so flat regions
     (sky, bokeh) are seen less often; K = 1 is plain random cropping.
     """
+
+    CACHE_BYTES = 1 << 30  # decoded photos kept per process (each worker has its own)
 
     def __init__(
         self,
@@ -111,41 +114,63 @@ class CropDataset(Dataset):
         self.crop_size = int(crop_size)
         self.seed = int(seed)
         self.flip = flip
-        items = corpus_images(self.root, split)
-        keep = []
-        for path, w, h in items:
-            if min(w, h) < self.crop_size:
-                warnings.warn(
-                    f"{path}: {w}x{h} is smaller than crop {self.crop_size}, skipped",
-                    stacklevel=2,
-                )
-                continue
-            keep.append((path, w, h))
-        if not keep:
+        from tadsr.data.shards import ShardCorpus, is_sharded
+
+        self._shards = ShardCorpus(self.root, split) if is_sharded(self.root) else None
+        if self._shards is not None:  # sizes from the index: nothing is listed or opened
+            paths, sizes = None, self._shards.sizes()
+        else:
+            items = corpus_images(self.root, split)
+            paths = [p for p, _, _ in items]
+            sizes = np.array([(w, h) for _, w, h in items], dtype=np.int64).reshape(-1, 2)
+        small = sizes.min(axis=1) < self.crop_size
+        for j in np.flatnonzero(small)[:5]:
+            where = paths[j] if paths else f"{self.root}: photo {j}"
+            w, h = sizes[j]
+            warnings.warn(f"{where}: {w}x{h} is smaller than crop {self.crop_size}, skipped",
+                          stacklevel=2)  # fmt: skip
+        self._keep = np.flatnonzero(~small)
+        if not len(self._keep):
             raise ValueError(
                 f"{self.root}: no image of at least {self.crop_size}x{self.crop_size}"
                 + (f" in split {split!r}" if split else "")
             )
-        self.paths = [p for p, _, _ in keep]
-        self.sizes = [(w, h) for _, w, h in keep]
+        self.paths = [paths[j] for j in self._keep] if paths else None
+        self.sizes = sizes[self._keep]
         if weighting == "area":
-            wts = np.array([w * h for w, h in self.sizes], dtype=np.float64)
+            wts = self.sizes[:, 0].astype(np.float64) * self.sizes[:, 1]
         elif weighting == "uniform":
-            wts = np.ones(len(keep))
+            wts = np.ones(len(self._keep))
         else:
             raise ValueError(f"weighting must be 'area' or 'uniform', got {weighting!r}")
         self._cdf = np.cumsum(wts / wts.sum())
-        self.length = int(length) if length is not None else 1000 * len(keep)
-        self._cache: dict[int, torch.Tensor] = {}
+        self.length = int(length) if length is not None else 1000 * len(self._keep)
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cached = 0  # bytes held in the cache
 
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def photo_count(self) -> int:
+        return len(self._keep)
+
     def image(self, j: int) -> torch.Tensor:
-        """Photo ``j`` as a (3,H,W) uint8 tensor (decoded once)."""
-        if j not in self._cache:
-            self._cache[j] = load_image_u8(self.paths[j])
-        return self._cache[j]
+        """Photo ``j`` as a (3,H,W) uint8 tensor, decoded once and kept while the cache
+        (``CACHE_BYTES`` per process) holds it; the least recently used photo goes first."""
+        img = self._cache.get(j)
+        if img is not None:
+            self._cache.move_to_end(j)
+            return img
+        if self._shards is not None:
+            img = self._shards.read(int(self._keep[j]))
+        else:
+            img = load_image_u8(self.paths[j])
+        self._cache[j] = img
+        self._cached += img.numel()
+        while self._cached > self.CACHE_BYTES and len(self._cache) > 1:
+            self._cached -= self._cache.popitem(last=False)[1].numel()
+        return img
 
     def crop_params(self, index: int) -> tuple[int, int, int, bool]:
         """(photo, top, left, flip) of item ``index``."""

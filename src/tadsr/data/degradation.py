@@ -184,24 +184,43 @@ def random_noise(
     sigma_range: tuple[float, float],
     poisson_range: tuple[float, float],
     gray_prob: float,
+    gn: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Gaussian or Poisson noise (one choice per batch; levels and gray per sample), clamped."""
-    b = x.shape[0]
+    """Gaussian or Poisson noise (one choice per batch; levels and gray per sample), clamped.
+    Levels come from ``g``, the noise fields from ``gn`` (default ``g``)."""
+    b, gn = x.shape[0], gn or g
     if uniform(g, 0.0, 1.0) < gaussian_prob:
         sigma = _rand(g, b, *sigma_range) / 255.0
         gray = _rand(g, b, 0.0, 1.0) < gray_prob
-        out = add_gaussian_noise(x, sigma, gray, g)
+        out = add_gaussian_noise(x, sigma, gray, gn)
     else:
         scale = _rand(g, b, *poisson_range)
         gray = _rand(g, b, 0.0, 1.0) < gray_prob
-        out = add_poisson_noise(x, scale, gray, g)
+        out = add_poisson_noise(x, scale, gray, gn)
     return out.clamp(0, 1)
 
 
-def random_jpeg(x: torch.Tensor, g: torch.Generator, q_range: tuple[float, float]) -> torch.Tensor:
-    """Real JPEG at a per-sample quality uniform in ``q_range``."""
+def random_jpeg(
+    x: torch.Tensor, g: torch.Generator, q_range: tuple[float, float], on_device: bool = False
+) -> torch.Tensor:
+    """JPEG at a per-sample quality uniform in ``q_range``: libjpeg on the CPU (the
+    reference), or kornia's tensor codec on ``x``'s device (`on_device`)."""
     q = _rand(g, x.shape[0], *q_range)
+    if on_device:
+        from tadsr.data.device_jpeg import jpeg_on_device
+
+        return jpeg_on_device(x.clamp(0, 1), q)
     return jpeg_compress(x.clamp(0, 1), q)
+
+
+def noise_generator(x: torch.Tensor, g: torch.Generator) -> torch.Generator:
+    """Where the device path draws its noise: ``g`` itself when ``x`` is on ``g``'s device
+    (so on CPU tensors it draws exactly what the reference draws), else a generator on
+    ``x``'s device seeded by one draw of ``g`` (no noise field crosses to the GPU)."""
+    if x.device == g.device:
+        return g
+    seed = int(torch.randint(0, 2**62, (), generator=g, device=g.device))
+    return torch.Generator(device=x.device).manual_seed(seed)
 
 
 def _random_resize(
@@ -238,11 +257,19 @@ def _check(hr: torch.Tensor, scale: int) -> None:
 
 
 class RealESRGANDegradation:
-    """Second-order degradation (blur → resize → noise → JPEG, twice; final resize + sinc)."""
+    """Second-order degradation (blur → resize → noise → JPEG, twice; final resize + sinc).
 
-    def __init__(self, config: DegradationConfig | None = None, scale: int = 4) -> None:
+    ``on_device``: the batched tensor path for a GPU batch. Every step runs on ``hr``'s
+    device; JPEG is kornia's tensor codec instead of libjpeg and the noise fields are drawn on
+    that device (`noise_generator`); all other draws, and so every kernel, size and level,
+    are the reference's."""
+
+    def __init__(
+        self, config: DegradationConfig | None = None, scale: int = 4, on_device: bool = False
+    ) -> None:
         self.config = config or DegradationConfig()
         self.scale = int(scale)
+        self.on_device = on_device
 
     def _kernels(self, g: torch.Generator, spec: KernelSpec, b: int) -> torch.Tensor:
         return torch.stack([random_mixed_kernel(g, spec) for _ in range(b)])
@@ -261,8 +288,9 @@ class RealESRGANDegradation:
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check(hr, self.scale)
-        cfg, g = self.config, generator
+        cfg, g, dev = self.config, generator, self.on_device
         b, _, h, w = hr.shape
+        gn = noise_generator(hr, g) if dev else g
         # all kernels first, in a fixed order, so the stream of draws is easy to follow
         k1 = self._kernels(g, cfg.kernel1, b)
         k2 = self._kernels(g, cfg.kernel2, b)
@@ -280,8 +308,9 @@ class RealESRGANDegradation:
             cfg.noise_range,
             cfg.poisson_scale_range,
             cfg.gray_noise_prob,
+            gn,
         )
-        x = random_jpeg(x, g, cfg.jpeg_range)
+        x = random_jpeg(x, g, cfg.jpeg_range, dev)
 
         # ---- stage 2 (with probability second_order_prob)
         base = (h // self.scale, w // self.scale)
@@ -296,15 +325,16 @@ class RealESRGANDegradation:
                 cfg.noise_range2,
                 cfg.poisson_scale_range2,
                 cfg.gray_noise_prob2,
+                gn,
             )
 
         # ---- final: resize to HR/scale + sinc, and JPEG, in either order
         mode = choice(g, cfg.resize_modes)
         if uniform(g, 0.0, 1.0) < 0.5:
             x = filter2d(resize(x, base, mode), k_final)
-            x = random_jpeg(x, g, cfg.jpeg_range2)
+            x = random_jpeg(x, g, cfg.jpeg_range2, dev)
         else:
-            x = random_jpeg(x, g, cfg.jpeg_range2)
+            x = random_jpeg(x, g, cfg.jpeg_range2, dev)
             x = filter2d(resize(x, base, mode), k_final)
         return quantize(x)
 
@@ -330,14 +360,18 @@ class FaceDegradation:
     image is resized back to the HR size, as in GFPGAN.
     """
 
-    def __init__(self, config: FaceDegradationConfig | None = None, scale: int = 4) -> None:
+    def __init__(
+        self, config: FaceDegradationConfig | None = None, scale: int = 4, on_device: bool = False
+    ) -> None:
         self.config = config or FaceDegradationConfig()
         self.scale = int(scale)
+        self.on_device = on_device  # as RealESRGANDegradation's
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check(hr, self.scale)
         cfg, g = self.config, generator
         b, _, h, w = hr.shape
+        gn = noise_generator(hr, g) if self.on_device else g
         out = []
         for i in range(b):
             kind = choice(g, cfg.kernel_types, cfg.kernel_probs)
@@ -351,8 +385,8 @@ class FaceDegradation:
             s = uniform(g, *cfg.downsample_range)
             x = resize(x, (int(h / s), int(w / s)), "bilinear")
             sigma = _rand(g, 1, *cfg.noise_range) / 255.0
-            x = add_gaussian_noise(x, sigma, torch.zeros(1, dtype=torch.bool), g).clamp(0, 1)
-            x = random_jpeg(x, g, cfg.jpeg_range)
+            x = add_gaussian_noise(x, sigma, torch.zeros(1, dtype=torch.bool), gn).clamp(0, 1)
+            x = random_jpeg(x, g, cfg.jpeg_range, self.on_device)
             x = resize(x, (h // self.scale, w // self.scale), "bilinear")
             if uniform(g, 0.0, 1.0) < cfg.gray_prob:
                 x = rgb_to_gray(x).expand(-1, 3, -1, -1)
@@ -369,7 +403,9 @@ class MixedDegradation:
     (parts run in their listed order on their sub-batch), so a batch is a function of the seed.
     """
 
-    def __init__(self, parts: list[tuple[str, float]], scale: int = 4) -> None:
+    def __init__(
+        self, parts: list[tuple[str, float]], scale: int = 4, on_device: bool = False
+    ) -> None:
         if not parts:
             raise ValueError("a mixed degradation needs at least one part")
         total = sum(p for _, p in parts)
@@ -378,7 +414,7 @@ class MixedDegradation:
         self.scale = int(scale)
         self.names = [n for n, _ in parts]
         self.probs = torch.tensor([p / total for _, p in parts], dtype=torch.float64)
-        self.parts = [build_degradation(n, scale) for n in self.names]
+        self.parts = [build_degradation(n, scale, on_device=on_device) for n in self.names]
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check(hr, self.scale)
@@ -415,20 +451,25 @@ def parse_mixture(spec: str) -> list[tuple[str, float]]:
 
 
 def build_degradation(
-    name: str, scale: int = 4, config: DegradationConfig | FaceDegradationConfig | None = None
+    name: str,
+    scale: int = 4,
+    config: DegradationConfig | FaceDegradationConfig | None = None,
+    on_device: bool = False,
 ) -> Degradation:
     """A degradation by name: "realesrgan" (also "realesrgan_official", "realesrgan_mild"),
-    "bicubic", "face", or a mixture: "mixed" or "bicubic:0.3+realesrgan:0.7"."""
+    "bicubic", "face", or a mixture: "mixed" or "bicubic:0.3+realesrgan:0.7".
+    ``on_device``: the batched tensor path (see `RealESRGANDegradation`)."""
+    dev = on_device
     if name in MIXTURES or "+" in name or ":" in name:
-        return MixedDegradation(MIXTURES.get(name) or parse_mixture(name), scale)
+        return MixedDegradation(MIXTURES.get(name) or parse_mixture(name), scale, dev)
     if name == "realesrgan_mild":
-        return RealESRGANDegradation(config or PRESETS["mild"], scale)
+        return RealESRGANDegradation(config or PRESETS["mild"], scale, dev)
     if name == "realesrgan":
-        return RealESRGANDegradation(config or PRESETS["paper"], scale)
+        return RealESRGANDegradation(config or PRESETS["paper"], scale, dev)
     if name == "realesrgan_official":
-        return RealESRGANDegradation(config or PRESETS["realesrgan_official"], scale)
+        return RealESRGANDegradation(config or PRESETS["realesrgan_official"], scale, dev)
     if name == "bicubic":
         return BicubicDegradation(scale)
     if name == "face":
-        return FaceDegradation(config, scale)
+        return FaceDegradation(config, scale, dev)
     raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")

@@ -63,8 +63,15 @@ def _register_bench(subparsers) -> None:
     p.add_argument(
         "--parts",
         default="teacher,path,startup",
-        help="comma-separated parts to run: teacher, path, startup (default all)",
+        help="comma-separated parts to run: teacher, path, startup, data (default: the first "
+        "three)",
     )
+    p.add_argument("--workers", type=int, default=0,
+                   help="data part: DataLoader worker processes (default 0)")  # fmt: skip
+    p.add_argument("--data", default="data/photos", metavar="ROOT",
+                   help="data part: corpus folder or shards (default data/photos)")  # fmt: skip
+    p.add_argument("--pairs", type=int, default=64,
+                   help="data part: pairs timed per measurement (default 64)")  # fmt: skip
     p.add_argument("--image", metavar="FILE", help="image of the path part (default: a photo "
                    "of --size: scikit-image's astronaut, else a synthetic picture)")  # fmt: skip
     p.add_argument("--tile", type=int, default=None, help="tile size of the path part "
@@ -79,17 +86,20 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"teacher", "path", "startup"})
+    unknown = sorted(set(parts) - {"teacher", "path", "startup", "data"})
     if unknown or not parts:
-        raise UsageError(f"--parts: choose from teacher, path, startup (got {args.parts!r})")
+        raise UsageError(f"--parts: choose from teacher, path, startup, data (got {args.parts!r})")
     _check_bench_arguments(args)
     if args.image and (why := file_problem(args.image)):  # stat only: never open a FIFO
         raise UsageError(f"--image {args.image}: {why}")
     from tadsr.checkpoints.errors import CheckpointError
     from tadsr.models import resolve_model
 
+    roles = ("student", "teacher") if "teacher" in parts else ("student",)
+    if set(parts) == {"data"}:
+        roles = ()
     try:  # a missing model, a FIFO, a folder: said once, before any child starts
-        for role in ("student", "teacher") if "teacher" in parts else ("student",):
+        for role in roles:
             resolve_model(getattr(args, role))
     except CheckpointError as exc:
         print(f"tadsr bench: error: {exc}", file=sys.stderr)
@@ -98,6 +108,8 @@ def run_bench(args: argparse.Namespace) -> int:
     failed = False
     if "teacher" in parts:
         failed |= _bench_teacher(args, result)
+    if "data" in parts:
+        failed |= _bench_data(args, result)
     if "path" in parts or "startup" in parts:
         import os
         import tempfile
@@ -132,6 +144,9 @@ def _check_bench_arguments(args: argparse.Namespace) -> None:
                          f"{DEFAULT_MAX_PIXELS:,} (as tadsr upscale)")  # fmt: skip
     if args.threads < 0:
         raise UsageError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.workers < 0 or args.pairs < 8:
+        raise UsageError(f"--workers must be >= 0 and --pairs >= 8, got {args.workers} and "
+                         f"{args.pairs}")  # fmt: skip
     if args.teacher_steps is not None and args.teacher_steps < 1:
         raise UsageError(f"--teacher-steps must be >= 1, got {args.teacher_steps}")
     if args.json_path and Path(args.json_path).is_dir():
@@ -181,6 +196,28 @@ def _bench_teacher(args: argparse.Namespace, result: dict) -> bool:
     if "speedup" in r:
         print(f"student is {r['speedup']:.1f}x faster than the teacher")
     return failed
+
+
+def _bench_data(args: argparse.Namespace, result: dict) -> bool:
+    import os
+
+    from tadsr.train.data_bench import measure_data
+
+    try:
+        r = measure_data(args.data, workers=args.workers, device=args.device, pairs=args.pairs)
+    except (ValueError, OSError) as exc:
+        print(f"tadsr bench: data: {exc}", file=sys.stderr)
+        return True
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"data path, crop {r['crop']}, {r['degradation']} degradation, {r['photos']} photos "
+          f"of {args.data}, device {r['device']}; machine load (1/5/15 min): {load}")  # fmt: skip
+    on = "the device" if r["device"] != "cpu" else "the CPU, 1 thread"
+    print(f"  crop reading  {r['crops_per_s']:8.1f} pairs/s  (1 thread, photos decoded)")
+    print(f"  degradation   {r['degradation_per_s']:8.1f} pairs/s  ({on}, batches of {r['batch']})")
+    print(f"  whole path    {r['whole_per_s']:8.1f} pairs/s  ({r['workers']} workers, batches "
+          f"of {r['batch']})")  # fmt: skip
+    result["data"] = r
+    return False
 
 
 def _bench_image(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:

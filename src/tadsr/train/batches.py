@@ -1,7 +1,8 @@
-"""The data of a training step: seeded generators, HR crops, degraded micro-batches, latents.
+"""The data of a training step: seeded generators, HR crops, micro-batch indices, latents.
 
 Every random draw of a step comes from a generator seeded by (seed, step, micro-batch,
-rank), and the data of a step is a function of the step, so a resumed run continues exactly.
+rank), and the data of a step is a function of the step, so a resumed run continues exactly
+(the micro-batches themselves are made by `train.feed`, in worker processes or here).
 """
 
 from __future__ import annotations
@@ -58,21 +59,6 @@ def per_process(batch_size: int, accum: int, d: Dist) -> int:
 def first_index(step: int, micro: int, accum: int, d: Dist, per: int) -> int:
     """The index of this process's first sample in micro-batch `micro` of `step`."""
     return ((step * accum + micro) * d.world + d.rank) * per
-
-
-def micro_batches(
-    dataset, degradation, *, step: int, batch_size: int, accum: int, d: Dist, seed: int
-):
-    """The micro-batches of one step for this rank (disjoint across ranks)."""
-    per = per_process(batch_size, accum, d)
-    for m in range(accum):
-        base = first_index(step, m, accum, d, per)
-        idx = [(base + i) % len(dataset) for i in range(per)]
-        hr = torch.stack([dataset[i] for i in idx])
-        g = step_generator(seed, step, m, d.rank)
-        with torch.no_grad():
-            lr = degradation(hr, g)
-        yield MicroBatch(hr=(hr * 2 - 1).to(d.device), lq=(lr * 2 - 1).to(d.device), generator=g)
 
 
 def latents(codec, hr: Tensor, lq: Tensor, scale: int) -> tuple[Tensor, Tensor]:

@@ -75,6 +75,11 @@ class DataConfig:
     val_pairs: str = "data/val_pairs"
     val_count: int = 8
     texture_candidates: int = 1  # >1: keep the most textured of K random crops
+    workers: int = 0  # DataLoader worker processes per training process (0: in the process)
+    prefetch: int = 2  # micro-batches each worker makes ahead
+    # where the degradation runs: cpu (in the workers; the exact reference) | device (batched
+    # on the training device, e.g. the GPU, after the workers read the crops)
+    degrade_on: str = "cpu"
 
 
 @dataclass
@@ -343,6 +348,13 @@ def check(cfg: Any) -> None:
             raise ValueError(f"run.{name} must be at least 1, got {getattr(run, name)}")
     if cfg.data.crop_size < 1:
         raise ValueError(f"data.crop_size must be positive, got {cfg.data.crop_size}")
+    if cfg.data.workers < 0 or cfg.data.prefetch < 1:
+        raise ValueError(
+            f"data.workers must be 0 or more and data.prefetch at least 1, got "
+            f"{cfg.data.workers} and {cfg.data.prefetch}"
+        )
+    if cfg.data.degrade_on not in ("cpu", "device"):
+        raise ValueError(f"data.degrade_on must be cpu or device, got {cfg.data.degrade_on!r}")
     if not cfg.optim.lr >= 0:  # (nan too)
         raise ValueError(f"optim.lr must not be negative, got {cfg.optim.lr}")
     if not 0 <= run.ema < 1:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
 from tadsr.losses.adversarial import all_logits
@@ -31,14 +30,13 @@ from tadsr.nets.unet import feature_channels
 from tadsr.train.batches import (
     first_index,
     latents,
-    micro_batches,
     per_process,
     step_generator,
-    training_crops,
 )
 from tadsr.train.config import DistillConfig
 from tadsr.train.disc_probe import probe_discriminator
 from tadsr.train.distributed import Dist
+from tadsr.train.feed import make_feed
 from tadsr.train.loop import train_loop
 from tadsr.train.validation import validate
 from tadsr.utils.files import atomic_write
@@ -85,8 +83,7 @@ class DistillObjective:
     def setup(self, d: Dist, log, run_dir: Path, wrap) -> None:
         cfg = self.cfg
         self.dnet = wrap(self.disc) if cfg.w_gan > 0 else self.disc
-        self.data = training_crops(cfg)
-        self.degradation = build_degradation(cfg.data.degradation, scale=self.teacher.scale)
+        self.feed, self.data, self.degradation = make_feed(cfg, d, self.teacher.scale)
         self.cache = None
         if cfg.teacher_cache > 0:
             path = Path(cfg.teacher_cache_file or run_dir / "teacher_cache.pt")
@@ -127,10 +124,7 @@ class DistillObjective:
                 hr, lq, eps, zt = self.cache.batch(list(range(base, base + per)), d.device)
                 yield hr, lq, eps, zt, step_generator(run.seed, step, m, d.rank)
             return
-        for mb in micro_batches(
-            self.data, self.degradation, step=step, batch_size=run.batch_size,
-            accum=run.grad_accum, d=d, seed=run.seed,
-        ):  # fmt: skip
+        for mb in self.feed.batches(step):
             x0, y = latents(teacher.codec, mb.hr, mb.lq, teacher.scale)
             eps = torch.randn(y.shape, generator=mb.generator).to(d.device)
             zt = x0  # a placeholder when no loss reads the teacher's sample
@@ -138,6 +132,10 @@ class DistillObjective:
                 with torch.no_grad():
                     zt = teacher_target(teacher, cfg, y, mb.lq, eps)
             yield mb.hr, mb.lq, eps, zt, mb.generator
+
+    def close(self) -> None:
+        if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
+            self.feed.close()
 
     def loss(self, net, batch, amp):
         """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after the discriminator's update(s)."""

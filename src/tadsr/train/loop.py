@@ -126,6 +126,8 @@ def train_loop(
         d.barrier()
         return out
     finally:
+        if hasattr(obj, "close"):  # the data workers
+            obj.close()
         log.close()
         distributed.teardown(d)
 

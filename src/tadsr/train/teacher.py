@@ -14,12 +14,12 @@ from torch import nn
 
 from tadsr.checkpoints import CheckpointError
 from tadsr.checkpoints.loading import codec_from_config
-from tadsr.data.degradation import build_degradation
 from tadsr.diffusion import Denoiser, Process
 from tadsr.nets.unet import SwinUNet
-from tadsr.train.batches import latents, micro_batches, training_crops
+from tadsr.train.batches import latents
 from tadsr.train.config import TeacherConfig
 from tadsr.train.distributed import Dist
+from tadsr.train.feed import make_feed
 from tadsr.train.loop import train_loop
 from tadsr.train.validation import validate
 
@@ -41,20 +41,14 @@ class TeacherObjective:
         return {}
 
     def setup(self, d: Dist, log, run_dir: Path, wrap) -> None:
-        self.data = training_crops(self.cfg)
-        self.degradation = build_degradation(self.cfg.data.degradation, scale=self.cfg.scale)
+        self.feed, self.data, self.degradation = make_feed(self.cfg, d, self.cfg.scale)
 
     def batches(self, step: int, d: Dist):
-        run = self.cfg.run
-        return micro_batches(
-            self.data,
-            self.degradation,
-            step=step,
-            batch_size=run.batch_size,
-            accum=run.grad_accum,
-            d=d,
-            seed=run.seed,
-        )
+        return self.feed.batches(step)
+
+    def close(self) -> None:
+        if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
+            self.feed.close()
 
     def loss(self, net, mb, amp):
         x0, y = latents(self.codec, mb.hr, mb.lq, self.cfg.scale)
