@@ -23,8 +23,12 @@ import json
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 INDEX = "shards.json"
 TABLE = "samples.npy"
@@ -87,8 +91,10 @@ def build_shards(src: str | Path, out: str | Path, *, shard_mb: float = 1024,
         raise ValueError(f"{src}: no readable images")
     splits = _splits(src, [p for p, _, _ in items])
     out.mkdir(parents=True, exist_ok=True)
-    rows, names = [], []
-    tar, size = None, 0
+    rows: list[tuple[int, int, int, int, int, int]] = []
+    names: list[str] = []
+    tar: tarfile.TarFile | None = None
+    size = 0
     try:
         for (path, w, h), split in tqdm(list(zip(items, splits)), desc="shards", unit="photo",
                                         disable=not progress):  # fmt: skip
@@ -142,7 +148,7 @@ class ShardCorpus:
         """(N, 2) widths and heights."""
         return np.stack([self.rows["width"], self.rows["height"]], axis=1)
 
-    def read(self, j: int):
+    def read(self, j: int) -> torch.Tensor:
         """Photo ``j`` as a (3,H,W) uint8 tensor; a bad member is a one-line ValueError
         naming the shard file and the member."""
         from PIL import Image
