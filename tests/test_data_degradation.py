@@ -13,6 +13,7 @@ from tadsr.data.degradation import (
     PRESETS,
     BicubicDegradation,
     DegradationConfig,
+    FaceDegradationConfig,
     add_gaussian_noise,
     add_poisson_noise,
     build_degradation,
@@ -87,6 +88,11 @@ def test_bad_input_and_name(hr):
         build_degradation("bicubic")(hr[0], _gen(0))
     with pytest.raises(ValueError, match="unknown degradation"):
         build_degradation("nope")
+    # a config of the other family is refused when built, not at the first batch
+    with pytest.raises(TypeError, match="takes a DegradationConfig"):
+        build_degradation("realesrgan", config=FaceDegradationConfig())
+    with pytest.raises(TypeError, match="takes a FaceDegradationConfig"):
+        build_degradation("face", config=DegradationConfig())
 
 
 def test_bicubic_matches_antialiased_interpolate(hr):

@@ -94,7 +94,8 @@ def _photo_val(args: argparse.Namespace) -> int:
         print(f"tadsr data photo-val: error: {exc}", file=sys.stderr)
         return 1
     mp = sum(e["width"] * e["height"] for e in entries) / 1e6
-    print(f"{args.out}: {len(entries)} whole photos, {mp:.2f} MP (hr/, lr_clean/, lr_real/, lr_heavy/)")
+    print(f"{args.out}: {len(entries)} whole photos, {mp:.2f} MP "
+          "(hr/, lr_clean/, lr_real/, lr_heavy/)")
     return 0
 
 
@@ -116,7 +117,8 @@ def _shards(args: argparse.Namespace) -> int:
     for line in report.skipped:
         print(f"  skipped {line}")
     print(f"{report.out_dir}: {report.photos} photos in {report.shards} shards "
-          f"({report.bytes / 2**20:.1f} MiB); train with --set data.root={report.out_dir}")  # fmt: skip
+          f"({report.bytes / 2**20:.1f} MiB); "
+          f"train with --set data.root={report.out_dir}")  # fmt: skip
     return 0
 
 
@@ -172,7 +174,8 @@ def register(subparsers) -> None:
     )
     sh.add_argument("--from", dest="from_folder", required=True, help="folder of photos")
     sh.add_argument("--out", required=True, help="output folder of the shards")
-    sh.add_argument("--shard-mb", type=float, default=1024, help="size of a shard in MiB (default 1024)")
+    sh.add_argument("--shard-mb", type=float, default=1024,
+                    help="size of a shard in MiB (default 1024)")  # fmt: skip
     sh.add_argument("--no-progress", action="store_true")
     sh.set_defaults(func=_shards)
 

@@ -156,7 +156,7 @@ def photo_reject_reason(img: Image.Image, min_side: int = 256) -> str | None:
     w, h = img.size
     if min(w, h) < min_side:
         return f"too small ({w}x{h}, need {min_side} on the short side)"
-    thumb = np.asarray(img.resize((256, 256), Image.BOX), dtype=np.int32)
+    thumb = np.asarray(img.resize((256, 256), Image.Resampling.BOX), dtype=np.int32)
     gray = (
         np.abs(thumb[..., 0] - thumb[..., 1]).max() <= 2
         and np.abs(thumb[..., 1] - thumb[..., 2]).max() <= 2
@@ -174,7 +174,7 @@ def photo_reject_reason(img: Image.Image, min_side: int = 256) -> str | None:
 
 def dhash(img: Image.Image, size: int = 16) -> int:
     """Difference hash of the luminance (near-duplicate detection, invariant to resizing)."""
-    g = np.asarray(img.convert("L").resize((size + 1, size), Image.BOX), dtype=np.int32)
+    g = np.asarray(img.convert("L").resize((size + 1, size), Image.Resampling.BOX), dtype=np.int32)
     bits = (g[:, 1:] > g[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 

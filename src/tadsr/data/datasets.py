@@ -165,6 +165,7 @@ class CropDataset(Dataset):
         if self._shards is not None:
             img = self._shards.read(int(self._keep[j]))
         else:
+            assert self.paths is not None  # set whenever the corpus is a folder
             img = load_image_u8(self.paths[j])
         self._cache[j] = img
         self._cached += img.numel()
@@ -177,7 +178,7 @@ class CropDataset(Dataset):
         rng = np.random.default_rng([self.seed, int(index)])
         candidates = []
         for _ in range(self.texture_candidates):
-            j = int(min(np.searchsorted(self._cdf, rng.random(), side="right"), len(self._cdf) - 1))
+            j = min(int(np.searchsorted(self._cdf, rng.random(), side="right")), len(self._cdf) - 1)
             w, h = self.sizes[j]
             top = int(rng.integers(0, h - self.crop_size + 1))
             left = int(rng.integers(0, w - self.crop_size + 1))

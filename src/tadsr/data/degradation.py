@@ -299,7 +299,7 @@ class RealESRGANDegradation:
         # ---- stage 1
         x = filter2d(hr, k1)
         x = _random_resize(
-            x, g, cfg.resize_prob, cfg.resize_range, cfg.resize_modes, tuple(x.shape[-2:])
+            x, g, cfg.resize_prob, cfg.resize_range, cfg.resize_modes, (x.shape[-2], x.shape[-1])
         )
         x = random_noise(
             x,
@@ -462,14 +462,16 @@ def build_degradation(
     dev = on_device
     if name in MIXTURES or "+" in name or ":" in name:
         return MixedDegradation(MIXTURES.get(name) or parse_mixture(name), scale, dev)
-    if name == "realesrgan_mild":
-        return RealESRGANDegradation(config or PRESETS["mild"], scale, dev)
-    if name == "realesrgan":
-        return RealESRGANDegradation(config or PRESETS["paper"], scale, dev)
-    if name == "realesrgan_official":
-        return RealESRGANDegradation(config or PRESETS["realesrgan_official"], scale, dev)
+    presets = {"realesrgan": "paper", "realesrgan_mild": "mild",
+               "realesrgan_official": "realesrgan_official"}  # fmt: skip
+    if name in presets:
+        if isinstance(config, FaceDegradationConfig):
+            raise TypeError(f"degradation {name!r} takes a DegradationConfig, not a face one")
+        return RealESRGANDegradation(config or PRESETS[presets[name]], scale, dev)
     if name == "bicubic":
         return BicubicDegradation(scale)
     if name == "face":
+        if isinstance(config, DegradationConfig):
+            raise TypeError("degradation 'face' takes a FaceDegradationConfig")
         return FaceDegradation(config, scale, dev)
     raise ValueError(f"unknown degradation {name!r}; choose from {', '.join(DEGRADATIONS)}")

@@ -31,8 +31,8 @@ def jpeg_compress(x: torch.Tensor, quality: torch.Tensor | list[float] | float) 
         qs = [float(q) for q in (quality.tolist() if torch.is_tensor(quality) else quality)]
     if len(qs) != b:
         raise ValueError(f"jpeg_compress: {len(qs)} qualities for a batch of {b}")
-    arr = (x.detach().clamp(0, 1) * 255).round_().to(torch.uint8)
-    arr = arr.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    x8 = (x.detach().clamp(0, 1) * 255).round_().to(torch.uint8)
+    arr = x8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     out = np.empty_like(arr)
     for i, q in enumerate(qs):
         out[i] = jpeg_roundtrip(arr[i], int(min(100, max(1, round(q)))))

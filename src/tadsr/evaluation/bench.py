@@ -13,6 +13,11 @@ import queue as queue_mod
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tadsr.inference.onnx_backend import OnnxUpscaler
+    from tadsr.inference.upscaler import Upscaler
 
 
 def _rss_mb(field: str) -> float:
@@ -228,6 +233,7 @@ def _path_child(queue, model, image, backend, dtype, repeats, threads, tile) -> 
 def _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, tile) -> None:
     try:
         import tempfile
+        from unittest import mock
 
         from tadsr.inference import tiling
         from tadsr.inference.imageio import read_image, write_image
@@ -244,13 +250,17 @@ def _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, 
 
             return wrapper
 
-        tiling.BlockNoise.window = timed("noise", tiling.BlockNoise.window)
+        # the timing wrappers are patched in for this run (a fresh process of its own)
+        patch = mock.patch.object
+        stack.enter_context(patch(tiling.BlockNoise, "window",
+                                  timed("noise", tiling.BlockNoise.window)))  # fmt: skip
         opts = {"tile": tile}
+        up: OnnxUpscaler | Upscaler
         if backend == "onnxruntime":
             from tadsr.inference.onnx_backend import OnnxUpscaler, cached_onnx
 
             up = OnnxUpscaler(cached_onnx(model), threads=threads or None, **opts)
-            up.student.run = timed("network", up.student.run)
+            stack.enter_context(patch(up.student, "run", timed("network", up.student.run)))
         else:
             import torch
 
@@ -259,7 +269,8 @@ def _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, 
             if threads:
                 torch.set_num_threads(threads)
             up = Upscaler.from_pretrained(model, device="cpu", dtype=dtype, **opts)
-            up.pipeline = _TimedPipeline(up.pipeline, timed("network", up.pipeline.__call__))
+            timed_pipe = _TimedPipeline(up.pipeline, timed("network", up.pipeline.__call__))
+            stack.enter_context(patch(up, "pipeline", timed_pipe))
         out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tadsr-bench-")))
         whole: list[float] = []
         per_run = []

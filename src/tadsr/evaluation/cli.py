@@ -95,7 +95,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from tadsr.checkpoints.errors import CheckpointError
     from tadsr.models import resolve_model
 
-    roles = ("student", "teacher") if "teacher" in parts else ("student",)
+    roles: tuple[str, ...] = ("student", "teacher") if "teacher" in parts else ("student",)
     if set(parts) == {"data"}:
         roles = ()
     try:  # a missing model, a FIFO, a folder: said once, before any child starts

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tadsr.inference.core import UpscaleOptions
 from tadsr.inference.imageio import (
@@ -32,6 +33,9 @@ from tadsr.utils.files import (
     one_line,
     remove_stale_temporaries,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 PROG = "tadsr upscale"
 
@@ -381,6 +385,8 @@ def run(args: argparse.Namespace) -> int:
     # from here on: the F to blend with (the registry's default when none given) or None
     no_auto = "which needs --backend torch" if args.backend != "torch" else None
     args.fidelity, args.fidelity_endpoint = fidelity_usage(args, no_auto)
+    device: str | torch.device
+    dtype: str | torch.dtype
     if args.backend == "onnxruntime":
         device, dtype, (rank, world) = "cpu", "fp32", _check_onnx_backend(args)
     else:
@@ -567,20 +573,19 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
 
     pending: tuple[Job, Future] | None = None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tadsr-io") as pool:
-        reads = [pool.submit(read, jobs[0])]
+        reads = {0: pool.submit(read, jobs[0])}  # the inputs read and not yet used
         for i, job in enumerate(jobs):
             if i + 1 < len(jobs):
-                reads.append(pool.submit(read, jobs[i + 1]))
+                reads[i + 1] = pool.submit(read, jobs[i + 1])
             bar.set_postfix_str(job.src.name, refresh=False)
             try:
-                pic = reads[i].result()
-                reads[i] = None  # drop the input once used
+                pic = reads.pop(i).result()  # the input is dropped once used
                 if up is None:
                     up = _load_upscaler(args, device, dtype)
                     if up is None:
                         finish(pending)
                         bar.close()
-                        for f in reads[i + 1 :]:
+                        for f in reads.values():
                             f.cancel()
                         return written, failed, False
                 out = up.upscale_picture(pic)

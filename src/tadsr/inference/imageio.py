@@ -202,8 +202,7 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> Picture:
                 if frames > 1:
                     note = f"{img.format} with {frames} frames: the first frame is upscaled"
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                pic = picture_from_pil(img)
+                pic = picture_from_pil(ImageOps.exif_transpose(img))
                 pic.note = note
                 return pic
     finally:
@@ -242,7 +241,7 @@ def _tiff_is_16bit_color(img: Image.Image) -> bool:
     bits = getattr(img, "tag_v2", {}).get(258)
     if isinstance(bits, int):
         bits = (bits,)
-    return bool(bits) and len(bits) >= 3 and max(bits) == 16
+    return isinstance(bits, (tuple, list)) and len(bits) >= 3 and max(bits) == 16
 
 
 def _read_tiff16(path: Path) -> Picture | None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from tadsr.train.distributed import Dist
+
+if TYPE_CHECKING:
+    from tadsr.data.datasets import CropDataset
 
 
 def step_generator(
@@ -24,7 +28,7 @@ def step_generator(
     return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") & (2**63 - 1))
 
 
-def training_crops(cfg):
+def training_crops(cfg) -> CropDataset:
     """The endless, seeded stream of HR training crops a run's config describes."""
     from tadsr.data.datasets import CropDataset
 

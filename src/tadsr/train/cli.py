@@ -6,6 +6,10 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, overload
+
+if TYPE_CHECKING:
+    from tadsr.train.config import DistillConfig, TeacherConfig
 
 
 def _common(p: argparse.ArgumentParser, default_preset: str) -> None:
@@ -77,7 +81,11 @@ def register(subparsers) -> None:
     e.set_defaults(func=cmd_export)
 
 
-def _resolve(kind: str, args) -> object:
+@overload
+def _resolve(kind: Literal["teacher"], args) -> TeacherConfig: ...
+@overload
+def _resolve(kind: Literal["distill"], args) -> DistillConfig: ...
+def _resolve(kind: Literal["teacher", "distill"], args) -> TeacherConfig | DistillConfig:
     from tadsr.cli import UsageError
     from tadsr.train.config import resolve
 

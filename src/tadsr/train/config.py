@@ -9,7 +9,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -301,7 +301,21 @@ def _deep_update(base: dict, over: dict) -> dict:
     return base
 
 
-def resolve(kind: str, name_or_yaml: str, sets: list[str] | None = None) -> Any:
+@overload
+def resolve(
+    kind: Literal["teacher"], name_or_yaml: str, sets: list[str] | None = None
+) -> TeacherConfig: ...
+@overload
+def resolve(
+    kind: Literal["distill"], name_or_yaml: str, sets: list[str] | None = None
+) -> DistillConfig: ...
+@overload
+def resolve(
+    kind: str, name_or_yaml: str, sets: list[str] | None = None
+) -> TeacherConfig | DistillConfig: ...
+def resolve(
+    kind: str, name_or_yaml: str, sets: list[str] | None = None
+) -> TeacherConfig | DistillConfig:
     """Preset name or YAML file (with optional `preset:` key) + `key=value` overrides."""
     presets, cls = (
         (TEACHER_PRESETS, TeacherConfig) if kind == "teacher" else (DISTILL_PRESETS, DistillConfig)

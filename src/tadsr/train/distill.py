@@ -67,6 +67,7 @@ class DistillObjective:
             from tadsr.train.teacher import init_weights
 
             init_weights(self.model, cfg.run.init_from)
+        self.disc: PixelDiscriminator | TimeAwareDiscriminator
         if cfg.disc_kind == "pixel":  # reads the decoded image: as many channels as it has
             codec = self.teacher.codec
             image_channels = codec.decode(torch.zeros(1, codec.channels, 1, 1)).shape[1]

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tadsr.train.batches import MicroBatch, first_index, per_process, step_generator
 from tadsr.train.distributed import Dist
+
+if TYPE_CHECKING:
+    from tadsr.data.datasets import CropDataset
+    from tadsr.data.degradation import Degradation
 
 
 @dataclass(frozen=True)
@@ -86,22 +92,23 @@ class Feed:
             accum=run.grad_accum, rank=d.rank, world=d.world, seed=run.seed,
             degrade=device_degradation is None,
         )  # fmt: skip
-        self._it = None
-        self._next = None  # the step the running stream yields next
+        self._it: Iterator[object] | None = None  # the running stream of the workers
+        self._next: int | None = None  # the step it yields next
 
     def batches(self, step: int):
         """The micro-batches of `step` (any step: the stream restarts where asked)."""
         if self.workers == 0:
             items = (self.data[step * self.accum + m] for m in range(self.accum))
         else:
-            if self._next != step:
-                self._start(step)
-            items = (next(self._it) for _ in range(self.accum))
+            if self._it is None or self._next != step:
+                self._it = self._start(step)
+            it = self._it
+            items = (next(it) for _ in range(self.accum))
             self._next = step + 1
         for m, item in enumerate(items):
             yield self._micro_batch(item, step, m)
 
-    def _start(self, step: int) -> None:
+    def _start(self, step: int) -> Iterator[object]:
         self.close()
         loader = DataLoader(
             self.data,
@@ -114,7 +121,7 @@ class Feed:
             # whose state the checkpoint keeps
             generator=torch.Generator().manual_seed(0),
         )
-        self._it = iter(loader)
+        return iter(loader)
 
     def _micro_batch(self, item, step: int, m: int) -> MicroBatch:
         if isinstance(item, _Failed):
@@ -137,7 +144,7 @@ class Feed:
             it._shutdown_workers()
 
 
-def make_feed(cfg, d: Dist, scale: int) -> tuple[Feed, object, object]:
+def make_feed(cfg, d: Dist, scale: int) -> tuple[Feed, CropDataset, Degradation]:
     """(feed, crops, degradation) of a run's config: `data.workers`, `data.prefetch` and
     `data.degrade_on` (cpu: in the workers, the exact reference; device: on d.device)."""
     from tadsr.data.degradation import build_degradation

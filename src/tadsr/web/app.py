@@ -31,6 +31,7 @@ import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import overload
 
 import anyio
 from starlette.applications import Starlette
@@ -99,11 +100,11 @@ class _Routes:
 
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
+        static = resources.files("tadsr.web").joinpath("static")  # one name a call before 3.11
         self.assets = {
-            name: (resources.files("tadsr.web").joinpath("static", name).read_bytes(), ctype)
-            for name, ctype in _ASSETS.items()
+            name: (static.joinpath(name).read_bytes(), ctype) for name, ctype in _ASSETS.items()
         }
-        self.page = resources.files("tadsr.web").joinpath("static", "index.html").read_bytes()
+        self.page = static.joinpath("index.html").read_bytes()
         self.state: dict = {}
         self.default_model = next(iter(self.cfg.models))
 
@@ -238,15 +239,15 @@ class _Routes:
                                 f"image's {pic.width} pixels")  # fmt: skip
             job = Job(name=name, options=options, source=None, note=pic.note,
                       size=(pic.width, pic.height))  # fmt: skip
-            job.source = Path(tmp).rename(self.state["workdir"] / f"{job.id}.upload")
+            job.source = source = Path(tmp).rename(self.state["workdir"] / f"{job.id}.upload")
             ahead = self.state["queue"].submit(job)
         except _BadImage as exc:
             return _error(400, str(exc))
         except WorkerDied as exc:
-            job.source.unlink()
+            source.unlink()
             return _error(503, f"{name}: {exc}")
         except QueueFull as exc:
-            job.source.unlink()
+            source.unlink()
             return _error(503, f"{name}: {exc}; try again later")
         finally:
             Path(tmp).unlink(missing_ok=True)  # kept only under the job's name
@@ -310,7 +311,7 @@ class _Routes:
         )
 
 
-def create_app(cfg: ServeConfig) -> Starlette:
+def create_app(cfg: ServeConfig) -> _Guard:
     r = _Routes(cfg)
     routes = [
         Route("/", r.index),
@@ -370,6 +371,10 @@ def _decode(path: str, name: str, max_pixels: int | None):
                         "--max-pixels")) from None  # fmt: skip
 
 
+@overload
+def _int(q, key: str, default: int) -> int: ...
+@overload
+def _int(q, key: str, default: None) -> int | None: ...
 def _int(q, key: str, default: int | None) -> int | None:
     raw = q.get(key)
     if raw in (None, "", "auto"):

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tadsr.utils.files import one_line
 
@@ -38,6 +38,32 @@ class WorkerDied(QueueFull):
 
 class _Cancelled(Exception):
     pass
+
+
+class _StatusKeys(TypedDict):
+    id: str
+    name: str
+    state: str
+    done: int
+    total: int
+    message: str | None
+    note: str | None
+    fidelity: float | None
+    model: str
+    format: str
+    width: int
+    height: int
+    out_width: int
+    out_height: int
+    seconds: float | None
+
+
+class JobStatus(_StatusKeys, total=False):
+    """What the page shows of a job (`JobQueue.status`), as JSON."""
+
+    ahead: int  # queued: the jobs before it
+    estimate_s: float  # queued or running, when the model's speed is known
+    elapsed_s: float  # running
 
 
 @dataclass(frozen=True)
@@ -158,20 +184,21 @@ class JobQueue:
                 job.last_seen = time.monotonic()
             return job
 
-    def status(self, job_id: str) -> dict | None:
+    def status(self, job_id: str) -> JobStatus | None:
         """What the page shows of a job (and a sign of life from its page)."""
         with self._cond:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
             job.last_seen = time.monotonic()
-            out = {"id": job.id, "name": job.name, "state": job.state}
+            out = JobStatus(id=job.id, name=job.name, state=job.state, done=job.done,
+                            total=job.total, message=job.message, note=job.note,
+                            fidelity=job.fidelity, model=job.options.model,
+                            format=job.options.format, width=job.size[0], height=job.size[1],
+                            out_width=job.out_size[0], out_height=job.out_size[1],
+                            seconds=job.seconds)  # fmt: skip
             if job.state == QUEUED:
                 out["ahead"] = self._ahead(job)
-            out.update(done=job.done, total=job.total, message=job.message, note=job.note,
-                       fidelity=job.fidelity, model=job.options.model, format=job.options.format,
-                       width=job.size[0], height=job.size[1], out_width=job.out_size[0],
-                       out_height=job.out_size[1], seconds=job.seconds)  # fmt: skip
             rate = self.s_per_mp.get(job.options.model)
             if job.state in (QUEUED, RUNNING) and rate is not None and job.size[0]:
                 mp = job.size[0] * job.size[1] * 16e-6
@@ -184,7 +211,7 @@ class JobQueue:
         full = self.model_steps.get(job.options.model, 1)
         return min(job.options.steps or full, full) / full
 
-    def recent(self) -> list[dict]:
+    def recent(self) -> list[JobStatus]:
         """The finished results the server still keeps, newest first (the page's history)."""
         with self._cond:
             done = [self._jobs[i] for i in self._finished if i in self._jobs]
@@ -322,6 +349,7 @@ class JobQueue:
             if self._stopping or self._abandoned(job):
                 raise _Cancelled
 
+        assert job.source is not None  # the upload goes only when the job ends
         pic = read_image(job.source, max_pixels=self.max_pixels)  # read before: it was fine
         job.size = (pic.width, pic.height)
         t0 = time.monotonic()
