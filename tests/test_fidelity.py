@@ -314,7 +314,7 @@ def test_exported_blend_matches_torch_and_the_cache_is_keyed_by_f(pair, tmp_path
 
 def test_a_registry_default_of_auto_is_taken_as_auto(monkeypatch):
     import tadsr.models as models
-    from tadsr.web.cli import _dials
+    from tadsr.commands.serve import _dials
 
     entries = models.registry()
     entries["tadsr-small"] = {**entries["tadsr-small"], "default_fidelity": "auto"}

@@ -1,10 +1,13 @@
-"""The `tadsr` command: one sub-command per capability, each registered by its own module."""
+"""The `tadsr` console script: the process-wide set-up (the OpenMP wait policy, Ctrl-C), then
+the sub-command that a module of `tadsr.commands` registers, and its exit status."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+
+from tadsr.commands import COMMAND_MODULES, UsageError  # (a module without imports)
 
 # Nothing else is imported or done when this module is imported: the console script imports
 # it, and a Ctrl-C then must meet `entry`'s handler, not a half-done import (see `entry`).
@@ -54,22 +57,6 @@ def set_openmp_policy(argv: list[str]) -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
-# Each module defines `register(subparsers)`, which adds its sub-command(s) and sets
-# `func` on the parser; `func(args) -> int` is the exit status.
-_COMMAND_MODULES = (
-    "tadsr.inference.cli",
-    "tadsr.checkpoints.cli",
-    "tadsr.data.cli",
-    "tadsr.train.cli",
-    "tadsr.evaluation.cli",
-    "tadsr.web.cli",
-)
-
-
-class UsageError(Exception):
-    """A problem with how the command was called (exit status 2)."""
-
-
 def build_parser():
     import argparse
     import importlib
@@ -82,7 +69,7 @@ def build_parser():
 
     parser.add_argument("--version", action="version", version=f"tadsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -152,9 +139,5 @@ def entry() -> None:
     sys.exit(code)
 
 
-if __name__ == "__main__":
-    # `python -m tadsr.cli` (and torchrun -m tadsr.cli) run this file as __main__: use the
-    # module tadsr.cli itself, whose UsageError is the one the sub-commands raise
-    from tadsr.cli import entry as _entry
-
-    _entry()
+if __name__ == "__main__":  # `python -m tadsr.cli` (and torchrun -m tadsr.cli)
+    entry()

@@ -1,5 +1,5 @@
 """Checkpoints: one road in for every model file (`load`), our safetensors format (`io`),
-official ResShift / SinSR / TAD-SR files (`official`), `tadsr info` (`cli`).
+official ResShift / SinSR / TAD-SR files (`official`) (`tadsr info`: `tadsr.commands.info`).
 
 `load` and `LoadedModel` are imported on first use, so that `tadsr info` and the error type
 stay free of torch at start-up.

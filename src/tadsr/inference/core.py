@@ -3,23 +3,29 @@
 options, and turning blended output rows into the output picture's pixels (`RowWriter`).
 
 `UpscaleOptions` is the one source of the upscale options' defaults, choices and help:
-`Upscaler(**options)` and `tadsr upscale` share it; `add_arguments` generates the command's
-flags from the fields (`--tile-overlap` from `tile_overlap`), `from_args` reads them back,
-and every rule is checked once, in `validate()`.
+`Upscaler(**options)` and `tadsr upscale` share it (`tadsr.commands.upscale` generates the
+command's flags from the fields' metadata, `--tile-overlap` from `tile_overlap`, and reads
+them back), and every rule is checked once, in `validate()`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS, Picture
 
-__all__ = ["COLOR_FIXES", "LUMA_WEIGHTS", "RowWriter", "UpscaleOptions", "steps_error"]
+__all__ = [
+    "COLOR_FIXES",
+    "LUMA_WEIGHTS",
+    "RowWriter",
+    "UpscaleOptions",
+    "output_tag",
+    "steps_error",
+]
 
 COLOR_FIXES = ("none", "wavelet", "adain")
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
@@ -111,26 +117,6 @@ class UpscaleOptions:
         if why:
             raise ValueError(why)
 
-    # -- the command line ---------------------------------------------------------
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One flag per field: --name-with-dashes, its type, default, choices and help."""
-        for f in fields(cls):
-            meta = dict(f.metadata)
-            if "flag" in meta and meta.pop("flag") is None:
-                continue
-            meta.setdefault("type", int if "int" in str(f.type) else str)
-            if "choices" in meta:
-                meta.pop("type")
-            default = f.default if f.default is not MISSING else None
-            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, **meta)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, **extra: Any) -> UpscaleOptions:
-        """The options of parsed arguments (`extra`: the API-only ones)."""
-        names = [f.name for f in fields(cls) if f.metadata.get("flag", True) is not None]
-        return cls(**{n: getattr(args, n) for n in names}, **extra)
-
 
 class RowWriter:
     """A `run_tiled` sink: rows in [-1, 1] (3, n, W) float32 -> the output array of `pic`'s
@@ -173,3 +159,10 @@ def steps_error(steps: int | None, kind: str | None, max_steps: int | None) -> s
             f"choose 1 to {max_steps}"
         )
     return None
+
+
+def output_tag(outscale: float | None, width: int | None = None) -> str:
+    """The name part that tells the output's size: x4, x<outscale> or w<width>."""
+    if width is not None:
+        return f"w{width}"
+    return f"x{outscale:g}" if outscale is not None else "x4"

@@ -429,11 +429,11 @@ def _zip_stream(entries: list[tuple[Path, str]], chunk: int = 1 << 20):
 
 def _out_name(job: Job) -> str:
     """The download's name, as tadsr upscale tags a renamed output: stem_x4.png, _x2.webp..."""
-    from tadsr.inference.cli import _tag
+    from tadsr.inference.core import output_tag
 
     stem = job.name.rsplit(".", 1)[0] if "." in job.name else job.name
     o = job.options
-    return f"{stem}_{_tag(o.outscale, o.width)}{OUTPUT_FORMATS[o.format]}"
+    return f"{stem}_{output_tag(o.outscale, o.width)}{OUTPUT_FORMATS[o.format]}"
 
 
 MAX_OUTSCALE = 4.0  # the page's sizes go up to the network's own x4

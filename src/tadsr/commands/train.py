@@ -86,7 +86,7 @@ def _resolve(kind: Literal["teacher"], args) -> TeacherConfig: ...
 @overload
 def _resolve(kind: Literal["distill"], args) -> DistillConfig: ...
 def _resolve(kind: Literal["teacher", "distill"], args) -> TeacherConfig | DistillConfig:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.train.config import resolve
 
     sets = list(args.sets)
@@ -125,7 +125,7 @@ def cmd_teacher(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.train.config import dump
     from tadsr.train.distill import distill
 

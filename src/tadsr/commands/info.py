@@ -271,7 +271,7 @@ def export_official(
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
 
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")

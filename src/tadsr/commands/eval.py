@@ -80,7 +80,7 @@ def _register_bench(subparsers) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.evaluation.runner import write_json_atomic
 
     if args.repeats < 1:
@@ -135,7 +135,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _check_bench_arguments(args: argparse.Namespace) -> None:
     """Usage errors (exit 2) found before anything runs."""
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
 
     w, h = args.size
@@ -182,7 +182,7 @@ def _bench_teacher(args: argparse.Namespace, result: dict) -> bool:
     for role in ("student", "teacher"):
         m = r[role]
         if m.get("usage"):
-            from tadsr.cli import UsageError
+            from tadsr.commands import UsageError
 
             raise UsageError(f"--teacher-steps: {m['error']}")
         if "error" in m:
@@ -360,7 +360,7 @@ def _print_table(result: dict, quiet: bool) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """`tadsr eval`: 0 ok, 1 bad input / unavailable metric, 2 usage error."""
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.evaluation.metrics import available_metrics
     from tadsr.evaluation.runner import (
         EvalInputError,
@@ -417,7 +417,7 @@ _LEARNED = ("lpips", "dists", "clipiqa", "clip_iqa", "musiq", "maniqa")
 
 
 def _pick_device(name: str) -> str:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.utils.device import pick_device
 
     try:

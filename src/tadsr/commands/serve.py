@@ -146,7 +146,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.utils.device import DeviceError, pick_device, pick_dtype
 
     if not 0 < args.max_upload_mb < 2**40:  # (nan fails every comparison)

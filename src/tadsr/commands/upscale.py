@@ -14,11 +14,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from tadsr.inference.core import UpscaleOptions
+from tadsr.inference.core import UpscaleOptions, output_tag
 from tadsr.inference.imageio import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_QUALITY,
@@ -104,7 +104,7 @@ def register(subparsers) -> None:
         default=None,
         help="official VQ autoencoder .pth for an official UNet .pth",
     )
-    UpscaleOptions.add_arguments(p)
+    add_upscale_options(p)
     p.add_argument(
         "--format",
         choices=tuple(OUTPUT_FORMATS),
@@ -155,6 +155,26 @@ def register(subparsers) -> None:
     _register_export(subparsers)
 
 
+def add_upscale_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per `UpscaleOptions` field: --name-with-dashes, its type, default, choices
+    and help (a field whose metadata says flag=None is API-only)."""
+    for f in fields(UpscaleOptions):
+        meta = dict(f.metadata)
+        if "flag" in meta and meta.pop("flag") is None:
+            continue
+        meta.setdefault("type", int if "int" in str(f.type) else str)
+        if "choices" in meta:
+            meta.pop("type")
+        default = f.default if f.default is not MISSING else None
+        parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, **meta)
+
+
+def upscale_options(args: argparse.Namespace, **extra: Any) -> UpscaleOptions:
+    """The options of parsed arguments (`extra`: the API-only ones)."""
+    names = [f.name for f in fields(UpscaleOptions) if f.metadata.get("flag", True) is not None]
+    return UpscaleOptions(**{n: getattr(args, n) for n in names}, **extra)
+
+
 FIDELITY_HELP = (
     "fidelity <-> realism dial, 0 (most realistic: the one-step student) to 1 (most "
     "faithful: its endpoint, for tadsr-small the bundled tadsr-small-faithful). The two "
@@ -186,7 +206,7 @@ def fidelity_usage(args: argparse.Namespace, no_auto: str | None = None):
     """The (F or "auto", endpoint) of --fidelity / --fidelity-endpoint for args.model, or
     (None, None); UsageError for a bad value, a multi-step run, no endpoint known, or
     "auto" where `no_auto` says why it cannot be."""
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.inference.fidelity import fidelity_plan
 
     given = args.fidelity is not None or args.fidelity_endpoint is not None
@@ -336,15 +356,8 @@ def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4", ext: str = ".png
     return jobs
 
 
-def _tag(outscale: float | None, width: int | None = None) -> str:
-    """The name part that tells the output's size: x4, x<outscale> or w<width>."""
-    if width is not None:
-        return f"w{width}"
-    return f"x{outscale:g}" if outscale is not None else "x4"
-
-
 def _check_format(args: argparse.Namespace) -> None:
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
 
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise UsageError(f"--quality must be 1 to 100, got {args.quality}")
@@ -360,7 +373,7 @@ def _say(msg: str) -> None:
 
 
 def _options(args: argparse.Namespace) -> UpscaleOptions:
-    return UpscaleOptions.from_args(args, progress=not args.quiet and sys.stderr.isatty())
+    return upscale_options(args, progress=not args.quiet and sys.stderr.isatty())
 
 
 def load_pipeline(model: str | None, autoencoder: str | None, device, dtype, **fidelity):
@@ -375,7 +388,7 @@ def load_pipeline(model: str | None, autoencoder: str | None, device, dtype, **f
 
 def run(args: argparse.Namespace) -> int:
     """The `tadsr upscale` command; returns the exit status."""
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
 
     try:
         _options(args).validate()
@@ -403,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
     for line in errors if rank == 0 else []:  # bad arguments: said once, by the first process
         print(f"{PROG}: {line}", file=sys.stderr)
     outdir = Path(args.output)
-    tag, ext = _tag(args.outscale, args.width), OUTPUT_FORMATS[args.format]
+    tag, ext = output_tag(args.outscale, args.width), OUTPUT_FORMATS[args.format]
     jobs = plan_jobs(files, outdir, tag, ext)[rank::world]
     made_outdir = not outdir.exists()  # removed again if this run writes nothing into it
     if files or not errors:
@@ -436,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_onnx_backend(args: argparse.Namespace) -> tuple[int, int]:
     """Usage errors of --backend onnxruntime; returns (rank, world) from the environment."""
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.inference.onnx_backend import onnxruntime_available
 
     if not onnxruntime_available():
@@ -485,7 +498,7 @@ def _cannot_load(model: str | None, exc: BaseException) -> str:
 
 
 def _load_upscaler(args: argparse.Namespace, device, dtype):
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
 
     if args.backend == "onnxruntime":
         from tadsr.inference.onnx_backend import OnnxUpscaler, cached_onnx
@@ -532,7 +545,7 @@ def _process(args: argparse.Namespace, jobs: list[Job], device, dtype) -> tuple[
 
     from tqdm import tqdm
 
-    from tadsr.cli import UsageError
+    from tadsr.commands import UsageError
     from tadsr.inference.imageio import (
         ImageReadError,
         ImageWriteError,

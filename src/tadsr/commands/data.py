@@ -26,7 +26,7 @@ def _photos(args: argparse.Namespace) -> int:
                 known = {s.package: s for s in DEFAULT_SOURCES}
                 unknown = [p for p in args.packages if p not in known]
                 if unknown:
-                    from tadsr.cli import UsageError
+                    from tadsr.commands import UsageError
 
                     raise UsageError(
                         f"unknown package(s) {', '.join(unknown)}; known: {', '.join(known)}"
@@ -52,11 +52,11 @@ def _pairs(args: argparse.Namespace) -> int:
     from tadsr.data.pairs import make_eval_pairs
 
     if args.size <= 0 or args.count_per_image <= 0 or args.scale <= 0:
-        from tadsr.cli import UsageError
+        from tadsr.commands import UsageError
 
         raise UsageError("--size, --count-per-image and --scale must be positive")
     if args.size % args.scale:
-        from tadsr.cli import UsageError
+        from tadsr.commands import UsageError
 
         raise UsageError(f"--size {args.size} must be a multiple of --scale {args.scale}")
     try:
@@ -103,7 +103,7 @@ def _shards(args: argparse.Namespace) -> int:
     from tadsr.data.shards import build_shards
 
     if not args.shard_mb > 0:
-        from tadsr.cli import UsageError
+        from tadsr.commands import UsageError
 
         raise UsageError(f"--shard-mb must be positive, got {args.shard_mb}")
     try:
