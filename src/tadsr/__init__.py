@@ -1,6 +1,6 @@
 """tadsr: one-step diffusion super-resolution with time-aware distillation."""
 
-__version__ = "0.1.0"
+from tadsr._version import __version__
 
 __all__ = ["Upscaler", "__version__"]
 

@@ -65,7 +65,7 @@ def build_parser():
         prog="tadsr",
         description="One-step diffusion super-resolution (TAD-SR) and its ResShift teacher.",
     )
-    from tadsr import __version__
+    from tadsr._version import __version__
 
     parser.add_argument("--version", action="version", version=f"tadsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

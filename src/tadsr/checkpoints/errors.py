@@ -1,8 +1,9 @@
-"""The one error type of the checkpoints layer (a module of its own, so that every layer can
-import it at the top without pulling in torch or the loaders)."""
+"""The one error type of the checkpoints layer. It is defined in `tadsr.utils.errors`, below
+`tadsr.models` (the registry raises it when a bundled name has no file), so that `models`
+need not import `checkpoints`, which resolves names through it."""
 
 from __future__ import annotations
 
+from tadsr.utils.errors import CheckpointError
 
-class CheckpointError(Exception):
-    """A checkpoint file that cannot be used; the message is one line naming the file."""
+__all__ = ["CheckpointError"]

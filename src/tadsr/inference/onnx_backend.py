@@ -157,7 +157,7 @@ def cached_onnx(
     import json
     import tempfile
 
-    from tadsr import __version__
+    from tadsr._version import __version__
     from tadsr.inference.fidelity import fidelity_plan
     from tadsr.models import resolve_model
     from tadsr.utils.files import atomic_write

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tadsr.checkpoints.errors import CheckpointError
+from tadsr.utils.errors import CheckpointError
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = "tadsr-small"
