@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from tadsr.train.config import resolve
     from tadsr.train.disc_probe import probe_discriminator
     from tadsr.train.distill import DistillObjective
+    from tadsr.train.optim import disc_adamw
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="tadsr-small-teacher")
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     d = distributed.setup("cpu")
     torch.manual_seed(cfg.run.seed)
     obj = DistillObjective(cfg, d)
+    disc_opt = disc_adamw(obj.disc.parameters(), obj.disc_lr)
     obj.setup(d, _Log(), Path(args.cache).parent, lambda m: m)
     student = obj.model.eval().requires_grad_(False)
     process = obj.teacher.process
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             for _ in range(cfg.disc_steps):
                 t_d, n_d = obj.disc_draw(y, g)
-                obj.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)
+                obj.disc_update(disc_opt, x0_gt, x0_hat, y, lq, t_d, n_d)
     return 0
 
 

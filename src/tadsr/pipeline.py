@@ -17,8 +17,10 @@ from torch import Tensor
 
 from tadsr.checkpoints.kinds import check_kind
 from tadsr.diffusion import (
+    Callback,
     Denoiser,
     Process,
+    StepNoise,
     sample_ancestral,
     sample_deterministic,
     sample_one_step,
@@ -114,11 +116,13 @@ class SRPipeline:
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
         steps: int | None = None,
-        step_noise: list[Tensor] | None = None,
+        step_noise: StepNoise | None = None,
+        callback: Callback | None = None,
     ) -> Tensor:
         """Super-resolve a batch in [-1, 1]. `noise`: the prior noise (else drawn from
-        `generator`); `step_noise`: a teacher's per-step noise, one tensor of the noise's
-        shape per posterior step (else drawn from `generator` as it goes)."""
+        `generator`); `step_noise(i, shape)`: an ancestral teacher's noise of step i, of the
+        prior noise's shape (else drawn from `generator` as it goes); `callback(i, x, x0_hat)`
+        after each sampling step, over the latents (see `tadsr.diffusion.samplers`)."""
         if lq.ndim != 4 or lq.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) image batch, got {tuple(lq.shape)}")
         b, _, h, w = lq.shape
@@ -132,12 +136,19 @@ class SRPipeline:
         lq_pad, _ = pad_to_multiple(lq, self.lr_multiple)
         lh, lw = self.latent_size(*lq_pad.shape[-2:])
         noise = _pad_to(noise.to(self.device, torch.float32), lh, lw)
+        shape = self.noise_shape(h, w, b)
+        padded = None
         if step_noise is not None:
-            step_noise = [_pad_to(n.to(self.device, torch.float32), lh, lw) for n in step_noise]
+            ask = step_noise
+
+            def padded(i: int, _shape) -> Tensor:
+                n = torch.as_tensor(ask(i, shape)).to(self.device, torch.float32)
+                return _pad_to(n, lh, lw)
+
         with self._autocast():
             up = F.interpolate(lq_pad, scale_factor=self.scale, mode="bicubic", align_corners=False)
             y = self.codec.encode(up).float()
-            latent = self._sample(y, lq_pad, noise, generator, steps, step_noise)
+            latent = self._sample(y, lq_pad, noise, generator, steps, padded, callback)
             img = self.codec.decode(latent.to(y.dtype)).float()
         img = img[..., : h * self.scale, : w * self.scale]
         return img.clamp(-1, 1).cpu()
@@ -147,17 +158,19 @@ class SRPipeline:
         """The number of steps the model was trained with (the most a teacher can run)."""
         return self.process.num_steps
 
-    def _sample(self, y, lq, noise, generator, steps, step_noise=None):
+    def _sample(self, y, lq, noise, generator, steps, step_noise=None, callback=None):
         steps = self.steps_for(steps)  # a teacher's; `UpscaleOptions.validate` checks it
         if self.kind == "student":
-            return sample_one_step(Denoiser(self._net_fp32_out, self.process), y, lq, noise=noise)
+            denoiser = Denoiser(self._net_fp32_out, self.process)
+            return sample_one_step(denoiser, y, lq, noise=noise, callback=callback)
         process = self.process if steps == self.max_steps else self.process.respaced(steps)
         denoiser = Denoiser(self._net_fp32_out, process)
         if self.sampler == "deterministic":
-            return sample_deterministic(denoiser, y, lq, noise=noise)
+            return sample_deterministic(denoiser, y, lq, noise=noise, callback=callback)
         return sample_ancestral(
-            denoiser, y, lq, noise=noise, generator=generator, step_noise=step_noise
-        )
+            denoiser, y, lq, noise=noise, generator=generator, step_noise=step_noise,
+            callback=callback,
+        )  # fmt: skip
 
     def _net_fp32_out(self, x, t, lq):
         return self.net(x, t, lq).float()

@@ -3,8 +3,10 @@
 `Denoiser(net, process)` is D(x_t, t, lq) -> x0_hat: it owns the network's input scaling and
 the map from the process's steps to the network's timesteps (as k-diffusion's wrappers own
 c_in), so a network never sees eta or kappa and a respaced process needs nothing passed
-beside it. The samplers are pure functions of (denoiser, y, lq, noise); the ancestral and the
-deterministic one share one loop, and the one-step sampler is its one-step case.
+beside it. The samplers are pure functions of (denoiser, y, lq, noise); the ancestral, the
+deterministic and the one-step sampler share one loop, which calls `callback(i, x, x0_hat)`
+after each step (progress, previews, cancelling), and the ancestral one asks
+`step_noise(i, shape)` for each step's noise.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ def _noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
     )
 
 
+StepNoise = Callable[[int, tuple[int, ...]], Tensor]
+"""`step_noise(i, shape)`: the noise the i-th step draws (a tensor of that shape)."""
+
+Callback = Callable[[int, Tensor, Tensor], object]
+"""`callback(i, x, x0_hat)` after the i-th step (k-diffusion's sampler callback): `x` the
+state the step produced (the final latent after the last step), `x0_hat` the denoiser's
+estimate it used. An exception raised in it stops the sampling and propagates (cancelling)."""
+
+
 def _sample(
     denoiser: Denoiser,
     y: Tensor,
@@ -66,14 +77,20 @@ def _sample(
     noise: Tensor | None,
     generator: torch.Generator | None,
     update: Callable[[int, int, Tensor, Tensor, Tensor], Tensor],
+    callback: Callback | None,
+    steps: Sequence[int] | None = None,
 ) -> Tensor:
-    """x_{T-1} = y + kappa sqrt(eta_{T-1}) noise; then x = update(i, t, x0_hat, x, t) down
-    to t = 0, where the last update returns the final latent."""
+    """x_{T-1} = y + kappa sqrt(eta_{T-1}) noise; then x = update(i, t, x0_hat, x, t) for the
+    process steps t of `steps` (all of them, T-1 down to 0, by default), where the last
+    update returns the final latent."""
     process = denoiser.process
     x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
-    for i, t in enumerate(range(process.last_t, -1, -1)):
+    for i, t in enumerate(range(process.last_t, -1, -1) if steps is None else steps):
         tt = process.timesteps(t, y.shape[0], y.device)
-        x = update(i, t, denoiser(x, tt, lq), x, tt)
+        x0 = denoiser(x, tt, lq)
+        x = update(i, t, x0, x, tt)
+        if callback is not None:
+            callback(i, x, x0)
     return x
 
 
@@ -84,20 +101,22 @@ def sample_ancestral(
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
-    step_noise: Sequence[Tensor] | None = None,
+    step_noise: StepNoise | None = None,
+    callback: Callback | None = None,
 ) -> Tensor:
-    """ResShift's sampler: x_{t-1} ~ q(x_{t-1} | x_t, x0_hat); `step_noise[i]` is the noise of
-    the i-th step (else drawn from `generator`)."""
+    """ResShift's sampler: x_{t-1} ~ q(x_{t-1} | x_t, x0_hat); `step_noise(i, shape)` is the
+    noise of the i-th step (asked for each step but the last, in order), else drawn from
+    `generator`."""
     process = denoiser.process
 
     def update(i: int, t: int, x0: Tensor, x: Tensor, tt: Tensor) -> Tensor:
         mean = process.posterior_mean(x0, x, tt)
         if t == 0:
             return mean
-        n = step_noise[i] if step_noise is not None else _noise(y, generator)
+        n = step_noise(i, tuple(y.shape)) if step_noise is not None else _noise(y, generator)
         return mean + torch.exp(0.5 * process.posterior_log_variance(tt, x)) * n
 
-    return _sample(denoiser, y, lq, noise, generator, update)
+    return _sample(denoiser, y, lq, noise, generator, update, callback)
 
 
 def sample_deterministic(
@@ -107,6 +126,7 @@ def sample_deterministic(
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> Tensor:
     """SinSR's deterministic update, used by distillation: x_{t-1} = k x0_hat + m x_t + j y."""
     process = denoiser.process
@@ -114,7 +134,7 @@ def sample_deterministic(
     def update(i: int, t: int, x0: Tensor, x: Tensor, tt: Tensor) -> Tensor:
         return x0 if t == 0 else process.ddim_step(x0, x, y, tt)
 
-    return _sample(denoiser, y, lq, noise, generator, update)
+    return _sample(denoiser, y, lq, noise, generator, update, callback)
 
 
 def sample_one_step(
@@ -124,8 +144,11 @@ def sample_one_step(
     *,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> Tensor:
-    """The student: x0_hat = D(y + kappa sqrt(eta_{T-1}) eps, T-1, lq)."""
-    process = denoiser.process
-    x = process.prior_sample(y, _noise(y, generator) if noise is None else noise)
-    return denoiser(x, process.last_t, lq)
+    """The student: x0_hat = D(y + kappa sqrt(eta_{T-1}) eps, T-1, lq), the shared loop run
+    over the one step T-1."""
+    last = denoiser.process.last_t
+    return _sample(
+        denoiser, y, lq, noise, generator, lambda i, t, x0, x, tt: x0, callback, [last]
+    )

@@ -252,8 +252,8 @@ def _path_measure(stack, queue, model, image, backend, dtype, repeats, threads, 
 
         # the timing wrappers are patched in for this run (a fresh process of its own)
         patch = mock.patch.object
-        stack.enter_context(patch(tiling.BlockNoise, "window",
-                                  timed("noise", tiling.BlockNoise.window)))  # fmt: skip
+        for cls, name in ((tiling.BlockNoise, "window"), (tiling.NoiseWindow, "group")):
+            stack.enter_context(patch(cls, name, timed("noise", getattr(cls, name))))
         opts = {"tile": tile}
         up: OnnxUpscaler | Upscaler
         if backend == "onnxruntime":

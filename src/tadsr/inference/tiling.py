@@ -156,19 +156,26 @@ class BlockNoise:
         self.seed = int(seed)
         self.block = int(block)
 
-    def _block(self, i: int, j: int) -> np.ndarray:
+    def _rng(self, i: int, j: int) -> np.random.Generator:
+        return np.random.default_rng(stream_seed(self.seed, 0, i, j))
+
+    def _block(self, i: int, j: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The next C channels of block (i, j)'s stream: its first C from a fresh generator."""
         b, (c, h, w) = self.block, self.shape[1:]
         bh, bw = min(b, h - i * b), min(b, w - j * b)
-        seed = stream_seed(self.seed, 0, i, j)
-        return np.random.default_rng(seed).standard_normal((c, bh, bw), dtype=np.float32)
+        rng = self._rng(i, j) if rng is None else rng
+        return rng.standard_normal((c, bh, bw), dtype=np.float32)
 
     def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Noise of latent rows [y0, y1) and columns [x0, x1): float32 (1, C, y1 - y0, x1 - x0)."""
+        return self._assemble(y0, y1, x0, x1, self._block)
+
+    def _assemble(self, y0: int, y1: int, x0: int, x1: int, block) -> np.ndarray:
         b = self.block
         out = np.empty((1, self.shape[1], y1 - y0, x1 - x0), np.float32)
         for i in range(y0 // b, (y1 - 1) // b + 1):
             for j in range(x0 // b, (x1 - 1) // b + 1):
-                blk = self._block(i, j)
+                blk = block(i, j)
                 # block (i, j) covers rows [i b, i b + bh) and columns [j b, j b + bw)
                 ya, yb = max(y0, i * b), min(y1, i * b + blk.shape[1])
                 xa, xb = max(x0, j * b), min(x1, j * b + blk.shape[2])
@@ -180,8 +187,56 @@ class BlockNoise:
     def full(self) -> np.ndarray:
         return self.window(0, self.shape[2], 0, self.shape[3])
 
+    def stepped(self) -> SteppedNoise:
+        """This noise as a source whose windows also give each sampling step's noise."""
+        return SteppedNoise(self)
 
-NoiseSource = Any  # a (1, C, H, W) tensor / array, or a BlockNoise
+
+class NoiseWindow:
+    """One window of a `BlockNoise` as a stream of C-channel groups: group 0 is the window of
+    the BlockNoise itself (the prior noise), group k + 1 the next C channels of every block's
+    stream (the noise of sampling step k), drawn when asked for, in order. Group k is thus
+    channels [kC, (k+1)C) of a BlockNoise with more channels: no caller has to know how
+    many steps a sampler draws noise for, and no window holds more than one group."""
+
+    def __init__(self, noise: BlockNoise, y0: int, y1: int, x0: int, x1: int) -> None:
+        self.noise, self.box = noise, (y0, y1, x0, x1)
+        self._rngs: dict[tuple[int, int], np.random.Generator] = {}
+        self._drawn, self._last = 0, np.empty(0, np.float32)
+        self.prior = self.group(0)
+        self.shape = self.prior.shape
+
+    def _next_block(self, i: int, j: int) -> np.ndarray:
+        rng = self._rngs.get((i, j))
+        if rng is None:
+            rng = self._rngs[(i, j)] = self.noise._rng(i, j)
+        return self.noise._block(i, j, rng)
+
+    def group(self, k: int) -> np.ndarray:
+        """Group k, float32 (1, C, h, w): groups are drawn in order (the last one is kept)."""
+        if k < self._drawn - 1:
+            raise ValueError(f"noise group {k} was drawn already (the last is {self._drawn - 1})")
+        while self._drawn <= k:
+            self._last = self.noise._assemble(*self.box, self._next_block)
+            self._drawn += 1
+        return self._last
+
+    def step(self, i: int, _shape=None) -> np.ndarray:
+        """The noise of sampling step i (a sampler's `step_noise(i, shape)`)."""
+        return self.group(i + 1)
+
+
+class SteppedNoise:
+    """A `BlockNoise` whose windows are `NoiseWindow`s (prior noise + noise per step)."""
+
+    def __init__(self, noise: BlockNoise) -> None:
+        self.noise, self.shape = noise, noise.shape
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> NoiseWindow:
+        return NoiseWindow(self.noise, y0, y1, x0, x1)
+
+
+NoiseSource = Any  # a (1, C, H, W) tensor / array, a BlockNoise or a SteppedNoise
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -202,7 +257,7 @@ def _slice_noise(noise: NoiseSource | None, spec: TileSpec, h: int, w: int) -> A
         ry, rx = nh / h, nw / w
         y0, y1 = math.floor(spec.wy0 * ry), math.ceil(spec.wy1 * ry)
         x0, x1 = math.floor(spec.wx0 * rx), math.ceil(spec.wx1 * rx)
-    if isinstance(noise, BlockNoise):
+    if isinstance(noise, (BlockNoise, SteppedNoise)):
         return noise.window(y0, y1, x0, x1)
     return noise[..., y0:y1, x0:x1]
 

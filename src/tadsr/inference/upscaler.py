@@ -38,7 +38,7 @@ from tadsr.inference.imageio import (
     read_image,
     write_image,
 )
-from tadsr.inference.tiling import BlockNoise, auto_tile_size, run_tiled
+from tadsr.inference.tiling import BlockNoise, NoiseWindow, auto_tile_size, run_tiled
 
 __all__ = ["LUMA_WEIGHTS", "Upscaler", "UpscaleOptions"]
 
@@ -156,8 +156,8 @@ class Upscaler:
         """Upscale a Picture; colour through the network, alpha by bicubic resizing.
 
         `on_progress(done, total)` is called before the work starts (done 0) and after each
-        network evaluation (tiles x sampling steps); an exception it raises stops the run
-        and propagates (a way to cancel). It does not change the result.
+        sampling step (tiles x sampling steps, from the sampler's callback); an exception it
+        raises stops the run and propagates (a way to cancel). It does not change the result.
         """
         h, w = pic.height, pic.width
         s = self.scale
@@ -212,24 +212,12 @@ class Upscaler:
         opts, pipe = self.options, self.pipeline
         h, w = lq.shape[-2:]
         seed = torch.Generator().seed() if opts.seed is None else int(opts.seed)
-        _, c, lh, lw = pipe.noise_shape(h, w, 1)
-        # A teacher's per-step noise has the fixed-block structure of the prior noise: extra
-        # channels of the same BlockNoise, so every tile cuts the same noise at every step
-        # and a tiled teacher run does not depend on the tile layout or order.
-        n_step = 0
-        if pipe.kind == "teacher" and getattr(pipe, "sampler", "ancestral") == "ancestral":
-            n_step = self.steps - 1
-        noise = BlockNoise((1, c * (1 + n_step), lh, lw), seed)
+        # The prior noise, and a teacher's per-step noise as the sampler asks for it, are
+        # C-channel groups of one BlockNoise window (`NoiseWindow`): every tile cuts the same
+        # noise at every step, so a tiled run does not depend on the tile layout or order.
+        noise = BlockNoise(pipe.noise_shape(h, w, 1), seed).stepped()
         tile = opts.tile if opts.tile is not None else auto_tile_size(pipe.device, h, w)
         halo = opts.tile_pad if opts.tile_pad is not None else int(pipe.receptive_halo())
-
-        def fn(window: Tensor, noise_window) -> Tensor:
-            noise_window = torch.as_tensor(noise_window)
-            prior, rest = noise_window[:, :c], noise_window[:, c:]
-            step_noise = [rest[:, k * c : (k + 1) * c] for k in range(n_step)] or None
-            sr = pipe(window, noise=prior, steps=opts.steps, step_noise=step_noise)
-            return apply_color_fix(opts.color_fix, sr, window)
-
         bar = None
         if opts.progress and tile and max(h, w) > tile:
             from tqdm import tqdm
@@ -237,9 +225,16 @@ class Upscaler:
             n = _count_tiles(h, w, tile, opts.tile_overlap)
             bar = tqdm(total=n, desc="tiles", unit="tile", leave=False, position=1)
         on_tile = bar.update if bar is not None else None
-        hook = None
+        extra: dict[str, Any] = {}  # a pipeline is only asked for a callback when one is used
         if on_progress is not None:
-            on_tile, hook = self._progress_hooks(on_progress, h, w, tile, on_tile)
+            on_tile, extra["callback"] = self._progress(on_progress, h, w, tile, on_tile)
+
+        def fn(window: Tensor, noise_window: NoiseWindow) -> Tensor:
+            prior = torch.as_tensor(noise_window.prior)
+            step_noise = _as_tensors(noise_window.step)
+            sr = pipe(window, noise=prior, steps=opts.steps, step_noise=step_noise, **extra)
+            return apply_color_fix(opts.color_fix, sr, window)
+
         try:
             return run_tiled(
                 fn,
@@ -255,37 +250,38 @@ class Upscaler:
         finally:
             if bar is not None:
                 bar.close()
-            if hook is not None:
-                hook.remove()
 
-    def _progress_hooks(self, on_progress, h: int, w: int, tile: int, on_tile):
-        """(on_tile, hook handle) reporting network evaluations to on_progress(done, total):
-        each network call (a forward pre-hook, when the pipeline's net is a torch module)
-        and each finished tile (which sets the count to the tiles done x steps)."""
+    def _progress(self, on_progress, h: int, w: int, tile: int, on_tile):
+        """(on_tile, sampler callback) reporting network evaluations to on_progress(done,
+        total): each finished sampling step (the sampler's callback) and each finished tile
+        (which sets the count to the tiles done x steps, for a pipeline that ran fewer)."""
         steps = self.steps
         tiles = _count_tiles(h, w, tile, self.options.tile_overlap) if tile else 1
         total = tiles * steps
-        state = {"tiles": 0, "calls": 0}
-        on_progress(0, total)
+        state = {"tiles": 0, "done": 0}
 
-        def net_called(*_args) -> None:
-            # a network call after the first one of a tile means one more step is done
-            state["calls"] += 1
-            if 1 < state["calls"] <= steps:
-                on_progress(state["tiles"] * steps + state["calls"] - 1, total)
+        def report(done: int) -> None:
+            if done != state["done"] or done == 0:
+                state["done"] = done
+                on_progress(done, total)
+
+        report(0)
+
+        def step_done(i: int, _x, _x0) -> None:
+            report(state["tiles"] * steps + min(i + 1, steps))
 
         def tile_done() -> None:
             if on_tile is not None:
                 on_tile()
             state["tiles"] += 1
-            state["calls"] = 0
-            on_progress(state["tiles"] * steps, total)
+            report(state["tiles"] * steps)
 
-        net = getattr(self.pipeline, "net", None)
-        hook = None
-        if isinstance(net, torch.nn.Module):
-            hook = net.register_forward_pre_hook(net_called)
-        return tile_done, hook
+        return tile_done, step_done
+
+
+def _as_tensors(step):
+    """A NoiseWindow's `step(i, shape)` giving tensors (the windows are numpy arrays)."""
+    return lambda i, shape: torch.as_tensor(step(i, shape))
 
 
 def _count_tiles(h: int, w: int, tile: int, overlap: int) -> int:

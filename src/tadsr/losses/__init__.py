@@ -3,5 +3,6 @@
 from tadsr.losses.adversarial import d_hinge_loss, g_hinge_loss
 from tadsr.losses.hfsd import hfsd_loss
 from tadsr.losses.regression import regression_loss
+from tadsr.losses.teacher import teacher_loss
 
-__all__ = ["d_hinge_loss", "g_hinge_loss", "hfsd_loss", "regression_loss"]
+__all__ = ["d_hinge_loss", "g_hinge_loss", "hfsd_loss", "regression_loss", "teacher_loss"]

@@ -139,6 +139,7 @@ class DistillConfig:
     # 0 = all T (the paper); n < T = respaced to n steps, a target with less sampled texture
     teacher_steps: int = 0
     disc_lr: float = 5e-5
+    disc_grad_clip: float = 0.0  # the discriminator's gradient-norm clip (0: none)
     # the discriminator: encoder (the paper's heads over the frozen teacher encoder) | pixel
     # (a time-aware patch discriminator on the decoded x_t at full resolution)
     disc_kind: str = "encoder"

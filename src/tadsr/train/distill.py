@@ -7,7 +7,9 @@ Per step, with one eps shared by student and teacher:
 where z_teacher is the teacher's deterministic T-step sample from the same z (or, with
 `reg_target: hr`, the HR latent: a faithful one-step model). The time-aware discriminator
 (heads over the frozen teacher encoder, or with `disc_kind: pixel` a patch discriminator on
-the decoded x_t) is updated first.
+the decoded x_t) is updated first: `loss` yields the discriminator's loss(es) before the
+student's, and the training loop steps the discriminator's optimiser on each before it asks
+for the next (the objective holds no optimiser and steps nothing).
 
 The teacher's T steps dominate the cost on a CPU. With `teacher_cache = N` the run first
 computes N fixed (crop, degradation, eps, z_teacher) samples, then trains on them with fresh
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -37,7 +40,7 @@ from tadsr.train.config import DistillConfig
 from tadsr.train.disc_probe import probe_discriminator
 from tadsr.train.distributed import Dist
 from tadsr.train.feed import make_feed
-from tadsr.train.loop import train_loop
+from tadsr.train.loop import Loss, train_loop
 from tadsr.train.validation import validate
 from tadsr.utils.files import atomic_write
 
@@ -56,7 +59,8 @@ def load_teacher(cfg: DistillConfig, device: torch.device):
 class DistillObjective:
     """TAD-SR: regression to the teacher's sample (or the HR latent) + HFSD + the time-aware
     GAN, whose discriminator (heads over the frozen teacher encoder, or the pixel patch
-    discriminator) is updated first on each micro-batch."""
+    discriminator, `disc`: the loop makes its optimiser with `disc_lr`) is updated first on
+    each micro-batch."""
 
     def __init__(self, cfg: DistillConfig, d: Dist):
         self.cfg = cfg
@@ -74,12 +78,10 @@ class DistillObjective:
             self.disc = PixelDiscriminator(image_channels).to(d.device)
         else:
             self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
-        self.disc_opt = torch.optim.AdamW(
-            self.disc.parameters(), lr=cfg.disc_lr, betas=(0.9, 0.999), weight_decay=0.0
-        )
+        self.disc_lr, self.disc_grad_clip = cfg.disc_lr, cfg.disc_grad_clip
 
     def state(self) -> dict:
-        return {"disc": self.disc, "disc_opt": self.disc_opt}
+        return {"disc": self.disc}
 
     def setup(self, d: Dist, log, run_dir: Path, wrap) -> None:
         cfg = self.cfg
@@ -91,13 +93,14 @@ class DistillObjective:
             self.cache = TeacherCache.build(
                 path, cfg, self.teacher, self.data, self.degradation, d, log
             )
-        if cfg.w_gan > 0 and cfg.disc_pretrain > 0 and not self.disc_opt.state:
-            self.pretrain_disc(d, log)  # a fresh run; a resumed one has D's state already
 
-    def pretrain_disc(self, d: Dist, log) -> None:
-        """`disc_pretrain` discriminator-only updates against the initial student, on the
-        data of steps 0, 1, ... with draws of their own stream: the student's first
-        adversarial gradients then come from a discriminator that tells real from fake."""
+    def pretrain(self, d: Dist, log) -> Iterator[Loss]:
+        """`disc_pretrain` discriminator-only losses against the initial student, on the
+        data of steps 0, 1, ... with draws of their own stream (the loop steps each, on a
+        fresh run only): the student's first adversarial gradients then come from a
+        discriminator that tells real from fake."""
+        if self.cfg.w_gan <= 0 or self.cfg.disc_pretrain <= 0:
+            return
         process, t0 = self.teacher.process, time.time()
         self.model.eval()
         for k in range(self.cfg.disc_pretrain):
@@ -109,7 +112,7 @@ class DistillObjective:
                         process.prior_sample(y, eps), process.last_t, lq
                     )
                 t_d, n_d = self.disc_draw(y, g)
-                self.disc_update(x0_gt, x0_hat, y, lq, t_d, n_d)
+                yield self.disc_loss(x0_gt, x0_hat, y, lq, t_d, n_d)
             if (k + 1) % 50 == 0 or k + 1 == self.cfg.disc_pretrain:
                 log.event(f"discriminator pre-training: {k + 1}/{self.cfg.disc_pretrain} "
                           f"({time.time() - t0:.0f} s)")  # fmt: skip
@@ -138,8 +141,10 @@ class DistillObjective:
         if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
             self.feed.close()
 
-    def loss(self, net, batch, amp):
-        """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, after the discriminator's update(s)."""
+    def loss(self, net, batch, amp) -> Iterator[Loss]:
+        """L = w_reg L_reg + w_hfsd L_hfsd + w_gan L_G, yielded after the discriminator's
+        loss(es) (`disc_steps` of them with the GAN on), each of which the loop steps before
+        this resumes: L_G reads the updated discriminator."""
         cfg, process = self.cfg, self.teacher.process
         hr, lq, eps, z_teacher, g = batch
         x0_gt, y = latents(self.teacher.codec, hr, lq, self.teacher.scale)
@@ -150,9 +155,9 @@ class DistillObjective:
         if cfg.w_gan > 0:  # discriminator first, on this micro-batch
             for _ in range(cfg.disc_steps):
                 t_d, n_d = self.disc_draw(y, g)
-                terms["d"], terms["d_real"], terms["d_fake"] = self.disc_update(
-                    x0_gt, x0_hat.detach(), y, lq, t_d, n_d
-                )
+                d_loss = self.disc_loss(x0_gt, x0_hat.detach(), y, lq, t_d, n_d)
+                terms.update(d_loss.terms)
+                yield d_loss
         target = x0_gt if cfg.reg_target == "hr" else z_teacher
         loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, target))
         terms["reg"] = l_reg.item()
@@ -171,7 +176,7 @@ class DistillObjective:
             self.disc.requires_grad_(True)
             loss = loss + cfg.w_gan * l_g
             terms["g"] = l_g.item()
-        return loss, terms
+        yield Loss(loss, terms)
 
     def disc_draw(self, y, g):
         """(t_d, noise) for one discriminator update: t_d uniform over {0 .. T-2} (the paper)
@@ -191,11 +196,17 @@ class DistillObjective:
             return [self.teacher.codec.decode(x_t)]
         return self.denoiser.features(x_t, t_d, lq)
 
-    def disc_update(self, x0_gt, x0_fake, y, lq, t_d, n_d):
+    def disc_loss(self, x0_gt, x0_fake, y, lq, t_d, n_d) -> Loss:
+        """The discriminator's hinge loss at (t_d, n_d), for the loop to step ("disc")."""
         read = lambda x_t: self.disc_inputs(x_t, t_d, lq)  # noqa: E731
-        return disc_update(
-            read, self.dnet, self.disc_opt, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d
-        )
+        dnet = getattr(self, "dnet", self.disc)  # the DDP-wrapped one once set up
+        loss, real, fake = disc_loss(read, dnet, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d)
+        return Loss(loss, {"d": loss.item(), "d_real": real, "d_fake": fake}, "disc")
+
+    def disc_update(self, opt, x0_gt, x0_fake, y, lq, t_d, n_d):
+        """One update with `opt` outside a run (probes, benchmarks): (loss, real, fake)."""
+        read = lambda x_t: self.disc_inputs(x_t, t_d, lq)  # noqa: E731
+        return disc_update(read, self.disc, opt, self.teacher.process, x0_gt, x0_fake, y, t_d, n_d)
 
     def validate(self, ema_model, png: Path) -> dict:
         """PSNR-Y / SSIM-Y of validation pairs and, with the GAN on, the discriminator's
@@ -308,21 +319,27 @@ def disc_noise(kind: str, shape, g: torch.Generator) -> torch.Tensor:
     return (torch.rand if kind == "uniform" else torch.randn)(shape, generator=g)
 
 
-def disc_update(read, dnet, d_opt, process, x0_gt, x0_fake, y, t_d, n_d):
-    """One hinge update of the discriminator on real = q(x0_gt), fake = q(x0_fake), both
-    read by `read(x_t)` (the frozen teacher's encoder, or the decoded image). Returns (loss,
-    mean real logit, mean fake logit) before the update: the logged logits show whether the
-    discriminator tells the two apart."""
+def disc_loss(read, dnet, process, x0_gt, x0_fake, y, t_d, n_d):
+    """The discriminator's hinge loss on real = q(x0_gt), fake = q(x0_fake), both read by
+    `read(x_t)` (the frozen teacher's encoder, or the decoded image). Returns (loss tensor,
+    mean real logit, mean fake logit): the logged logits show whether the discriminator
+    tells the two apart."""
     with torch.no_grad():
         f_real = read(process.q_sample(x0_gt, y, t_d, n_d))
         f_fake = read(process.q_sample(x0_fake, y, t_d, n_d))
-    d_opt.zero_grad(set_to_none=True)
     real, fake = dnet(f_real, t_d), dnet(f_fake, t_d)
-    loss = d_hinge_loss(real, fake)
+    mean = lambda logits: float(all_logits(logits).detach().mean())  # noqa: E731
+    return d_hinge_loss(real, fake), mean(real), mean(fake)
+
+
+def disc_update(read, dnet, d_opt, process, x0_gt, x0_fake, y, t_d, n_d):
+    """`disc_loss` and one step of `d_opt` on it, outside a run (tests, probes); returns
+    (loss, mean real logit, mean fake logit) before the update."""
+    loss, real, fake = disc_loss(read, dnet, process, x0_gt, x0_fake, y, t_d, n_d)
+    d_opt.zero_grad(set_to_none=True)
     loss.backward()
     d_opt.step()
-    mean = lambda logits: float(all_logits(logits).detach().mean())  # noqa: E731
-    return loss.item(), mean(real), mean(fake)
+    return loss.item(), real, fake
 
 
 def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> Path:

@@ -32,6 +32,11 @@ def adamw(params, optim) -> torch.optim.AdamW:
     )
 
 
+def disc_adamw(params, lr: float) -> torch.optim.AdamW:
+    """The discriminator's AdamW: betas (0.9, 0.999), no weight decay (TAD-SR's settings)."""
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+
 def grad_norm(params, max_norm: float) -> Tensor:
     """Total gradient norm, clipped to ``max_norm`` when it is > 0 (0 = no clipping)."""
     return torch.nn.utils.clip_grad_norm_(list(params), max_norm if max_norm > 0 else math.inf)

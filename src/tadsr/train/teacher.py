@@ -6,21 +6,21 @@ x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps;   L = || f(x_t/c_t, t, lq) - 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tadsr.checkpoints import CheckpointError
 from tadsr.checkpoints.loading import codec_from_config
 from tadsr.diffusion import Denoiser, Process
+from tadsr.losses import teacher_loss
 from tadsr.nets.unet import SwinUNet
 from tadsr.train.batches import latents
 from tadsr.train.config import TeacherConfig
 from tadsr.train.distributed import Dist
 from tadsr.train.feed import make_feed
-from tadsr.train.loop import train_loop
+from tadsr.train.loop import Loss, train_loop
 from tadsr.train.validation import validate
 
 
@@ -50,16 +50,10 @@ class TeacherObjective:
         if getattr(self, "feed", None) is not None:  # set up (a bad corpus stops setup)
             self.feed.close()
 
-    def loss(self, net, mb, amp):
+    def loss(self, net, mb, amp) -> Iterator[Loss]:
         x0, y = latents(self.codec, mb.hr, mb.lq, self.cfg.scale)
-        t = torch.randint(0, self.process.num_steps, (x0.shape[0],), generator=mb.generator)
-        noise = torch.randn(x0.shape, generator=mb.generator).to(x0.device)
-        t = t.to(x0.device)
-        x_t = self.process.q_sample(x0, y, t, noise)
-        with amp():
-            pred = Denoiser(net, self.process)(x_t, t, mb.lq)
-        loss = F.mse_loss(pred.float(), x0)
-        return loss, {"loss": loss.item()}
+        loss = teacher_loss(Denoiser(net, self.process), x0, y, mb.lq, mb.generator, amp)
+        yield Loss(loss, {"loss": loss.item()})
 
     def validate(self, ema_model, png: Path) -> dict:
         cfg = self.cfg
