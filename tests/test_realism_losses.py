@@ -88,6 +88,26 @@ def test_pixel_discriminator_separates_an_easy_pair_and_is_time_aware():
     assert not torch.allclose(a, b)
 
 
+def test_local_energy_map_is_the_log_detail_energy_per_neighbourhood():
+    """The discriminator's energy input: a textured half reads about log(energy) higher than
+    a flat half, the map keeps the image size for any window, and a blurred image reads
+    lower everywhere that it had detail."""
+    from tadsr.nets.discriminator import PixelDiscriminator, local_energy
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(1, 3, 32, 32)
+    img[..., 16:] = torch.rand(1, 3, 32, 16, generator=g) * 2 - 1
+    for window in (4, 5, 8):
+        assert local_energy(img, window).shape == img.shape
+    e = local_energy(img, 8)
+    assert e[..., :, :8].max() < -1.5  # flat: log(1e-4) -> (-9.2 + 5) / 2 = -2.1
+    assert e[..., :, 24:].min() > 0.5  # detail of RMS ~0.5: log(0.2) -> about +1.7
+    blurred = torch.nn.functional.avg_pool2d(img, 3, 1, 1)
+    assert (local_energy(blurred, 8)[..., 24:] < e[..., 24:]).all()
+    # with the energy input the first conv reads 9 channels (image, high-pass, energy)
+    assert PixelDiscriminator(3, width=8, energy_window=8).blocks[0].conv.in_channels == 9
+
+
 def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
     corpus, teacher_file, val_pairs, tmp_path
 ):
@@ -97,7 +117,8 @@ def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
     baseline, and a stopped run resumes bitwise."""
     cfg = _cfg(
         corpus, teacher_file, reg_target="hr", hfsd_reference="hr", disc_kind="pixel",
-        disc_t_max=2, disc_steps=2, disc_probe=4, disc_pretrain=2, **{"run.val_every": 4,
+        disc_t_max=2, disc_steps=2, disc_probe=4, disc_pretrain=2, disc_energy=4,
+        **{"run.val_every": 4,
         "data.val_pairs": val_pairs},
     )  # fmt: skip
     run = tmp_path / "full"
@@ -116,6 +137,7 @@ def test_distill_with_the_realism_options_logs_the_auc_and_resumes(
 
     losses = read_metadata(out)["provenance"]["losses"]
     assert losses["reg_target"] == "hr" and losses["disc_kind"] == "pixel"
+    assert losses["disc_energy"] == 4
     run2 = tmp_path / "resumed"
     distill(cfg, run2, device="cpu", stop_after=2)
     distill(cfg, run2, device="cpu", resume=True)
@@ -160,6 +182,7 @@ def test_distill_init_from_starts_the_student_at_that_model(corpus, teacher_file
         ("disc_kind", "vgg", "disc_kind must be one of encoder, pixel"),
         ("disc_steps", "0", "disc_steps must be at least 1"),
         ("disc_t_max", "-1", "disc_t_max must be 0 or more"),
+        ("disc_energy", "-2", "disc_energy must be 0 or more"),
     ],
 )
 def test_bad_realism_settings_are_refused_naming_the_setting(key, value, message):

@@ -121,6 +121,23 @@ def high_pass(x: Tensor) -> Tensor:
     return x - blur
 
 
+def local_energy(x: Tensor, window: int) -> Tensor:
+    """Log of the high-pass energy averaged over a ``window``-pixel neighbourhood, per channel,
+    centred near 0 for photo detail: (log(1e-4 + box(hp(x)^2)) + 5) / 2.
+
+    A statistic that spectral-normalised layers cannot build from hp(x) itself (a square),
+    and the one that the fixed Laplacian-energy detector uses: the student's high frequencies
+    carry about an eighth of the HR's energy, a gap of about 2 in this log."""
+    e = high_pass(x).pow(2)
+    pad = window // 2
+    e = nn.functional.avg_pool2d(
+        nn.functional.pad(e, (pad, window - 1 - pad, pad, window - 1 - pad), mode="reflect"),
+        window,
+        1,
+    )
+    return (torch.log(e + 1e-4) + 5.0) / 2.0
+
+
 class PixelDiscriminator(nn.Module):
     """A time-aware patch discriminator on the decoded image x_t (B, 3, H, W).
 
@@ -137,13 +154,19 @@ class PixelDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 3, width: int = 32, temb_dim: int = TEMB_DIM, hf_gain: float = 4.0
+        self,
+        in_channels: int = 3,
+        width: int = 32,
+        temb_dim: int = TEMB_DIM,
+        hf_gain: float = 4.0,
+        energy_window: int = 0,
     ):
         super().__init__()
         self.temb_dim = temb_dim
         self.hf_gain = hf_gain
+        self.energy_window = energy_window
         w = width
-        c_in = 2 * in_channels if hf_gain else in_channels
+        c_in = (1 + bool(hf_gain) + bool(energy_window)) * in_channels
         self.blocks = nn.ModuleList(
             [
                 _FiLMConv(c_in, w, 3, 1, temb_dim),
@@ -157,8 +180,12 @@ class PixelDiscriminator(nn.Module):
     def forward(self, features: list[Tensor], t: Tensor) -> list[Tensor]:
         """Logits as one head, (B, 1, H/4 * W/4)."""
         h = features[0].contiguous()
+        maps = [h]
         if self.hf_gain:
-            h = torch.cat([h, self.hf_gain * high_pass(h)], dim=1)
+            maps.append(self.hf_gain * high_pass(h))
+        if self.energy_window:
+            maps.append(local_energy(h, self.energy_window))
+        h = torch.cat(maps, dim=1) if len(maps) > 1 else h
         emb = timestep_sinusoid(t, self.temb_dim)
         for block in self.blocks:
             h = block(h, emb)

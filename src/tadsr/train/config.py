@@ -147,6 +147,9 @@ class DistillConfig:
     # the noise of q(x_t | x0) that D sees: gaussian | uniform (the official code's U[0, 1),
     # about 3.5x less spread) | none (x_t without noise: with disc_t_max 1, D judges x0 itself)
     disc_noise: str = "gaussian"
+    # pixel D only: > 0 adds the log local high-pass energy over this window as an input
+    # (what the fixed Laplacian-energy detector reads); 0 = image and high-pass only
+    disc_energy: int = 0
     disc_steps: int = 1  # discriminator updates per micro-batch
     disc_pretrain: int = 0  # discriminator-only updates before the student's first step
     disc_probe: int = 32  # held-out crops for the discriminator's AUC at each validation
@@ -393,7 +396,7 @@ def _check_distill(cfg: DistillConfig) -> None:
             raise ValueError(
                 f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
             )
-    for name in ("disc_t_max", "disc_probe", "disc_pretrain"):
+    for name in ("disc_t_max", "disc_probe", "disc_pretrain", "disc_energy"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
     if cfg.disc_steps < 1:

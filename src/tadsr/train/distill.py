@@ -75,7 +75,8 @@ class DistillObjective:
         if cfg.disc_kind == "pixel":  # reads the decoded image: as many channels as it has
             codec = self.teacher.codec
             image_channels = codec.decode(torch.zeros(1, codec.channels, 1, 1)).shape[1]
-            self.disc = PixelDiscriminator(image_channels).to(d.device)
+            self.disc = PixelDiscriminator(image_channels, energy_window=cfg.disc_energy)
+            self.disc = self.disc.to(d.device)
         else:
             self.disc = TimeAwareDiscriminator(feature_channels(self.teacher.net.cfg)).to(d.device)
         self.disc_lr, self.disc_grad_clip = cfg.disc_lr, cfg.disc_grad_clip
@@ -353,6 +354,7 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
         "hfsd_noise": cfg.hfsd_noise,
         "reg_target": cfg.reg_target,
         "disc_kind": cfg.disc_kind,
+        "disc_energy": cfg.disc_energy,
     }
     return save_model(
         out,
