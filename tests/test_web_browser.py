@@ -260,15 +260,20 @@ def test_a_failed_poll_and_a_reload_keep_the_job(browser, server, inputs):
             route.continue_()
 
     page.route(re.compile(r".*/api/jobs/[0-9a-f]{32}$"), flaky)
+    # every text the card's state shows, recorded as it changes: the retry notice lasts about
+    # a second, which a poll of the page can miss on a loaded machine
+    page.evaluate("""() => { window.__states = [];
+        new MutationObserver(() => { const s = document.querySelector('.job .state');
+            if (s && window.__states.at(-1) !== s.textContent) window.__states.push(s.textContent); })
+        .observe(document.body, { subtree: true, childList: true, characterData: true }); }""")
     page.set_input_files("#files", str(inputs / "slow.png"))
     card = page.locator(".job").first
-    page.wait_for_function("document.querySelector('.job .state').textContent"
-                           ".startsWith('cannot reach the server')")  # fmt: skip
-    page.wait_for_function("document.querySelector('.job .state').textContent"
-                           ".startsWith('upscaling: ')", timeout=120_000)  # fmt: skip
+    page.wait_for_function("window.__states.some(s => s.startsWith('cannot reach the server'))")
+    page.wait_for_function("window.__states.some(s => s.startsWith('upscaling: '))",
+                           timeout=120_000)  # fmt: skip
     assert len(aborted) == 1 and card.locator(".error").is_hidden()
     # the steps of the teacher, and a time estimate rather than a counter alone (case 5)
-    state = card.locator(".state").inner_text()
+    state = page.evaluate("window.__states.find(s => s.startsWith('upscaling: '))")
     assert re.fullmatch(r"upscaling: \d+ of 15 steps, (about [\d.]+ s left|nearly done)", state)
     job_id = card.get_attribute("data-id")
     page.wait_for_function("document.querySelector('.job progress').value >= 1", timeout=120_000)
