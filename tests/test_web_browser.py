@@ -264,7 +264,8 @@ def test_a_failed_poll_and_a_reload_keep_the_job(browser, server, inputs):
     # a second, which a poll of the page can miss on a loaded machine
     page.evaluate("""() => { window.__states = [];
         new MutationObserver(() => { const s = document.querySelector('.job .state');
-            if (s && window.__states.at(-1) !== s.textContent) window.__states.push(s.textContent); })
+            const t = s && s.textContent;
+            if (t && window.__states.at(-1) !== t) window.__states.push(t); })
         .observe(document.body, { subtree: true, childList: true, characterData: true }); }""")
     page.set_input_files("#files", str(inputs / "slow.png"))
     card = page.locator(".job").first
@@ -289,6 +290,13 @@ def test_a_failed_poll_and_a_reload_keep_the_job(browser, server, inputs):
     page.close()
 
 
+def _luminance(css: str) -> float:
+    """WCAG relative luminance of a computed CSS colour 'rgb(r, g, b)'."""
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
 def test_drop_anywhere_paste_and_output_options_equal_the_cli(browser, server, inputs, tmp_path):
     """Case 4: a drop outside the box is the page's, not the browser's; Ctrl+V pastes; the
     page's x2 WebP at quality 90 is the CLI's, pixel for pixel. Accessibility basics too."""
@@ -302,6 +310,14 @@ def test_drop_anywhere_paste_and_output_options_equal_the_cli(browser, server, i
     for sel in ("#drop", "#zip", "#model", "#seed"):
         box = page.locator(sel).bounding_box()
         assert box["height"] >= 24 and box["width"] >= 24, sel
+    # dark mode follows the system: light text on a dark page, and back
+    colours = "(s => [s.color, s.backgroundColor])(getComputedStyle(document.body))"
+    page.emulate_media(color_scheme="dark")
+    fg, bg = (_luminance(c) for c in page.evaluate(colours))
+    assert fg > 0.6 and bg < 0.05
+    page.emulate_media(color_scheme="light")
+    fg, bg = (_luminance(c) for c in page.evaluate(colours))
+    assert fg < 0.1 and bg > 0.8
     page.select_option("#size", "2")
     page.select_option("#format", "webp")
     page.fill("#quality", "90")
