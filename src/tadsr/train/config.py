@@ -38,14 +38,11 @@ SMALL_UNET = UNetConfig(
     lq_size=32,
     # One norm group: with 32 groups over 32 channels every GroupNorm is an instance norm that
     # erases each channel's mean and scale, and a model this narrow then cannot reproduce an
-    # image's colours (measured: x0 error at t = 0 stayed 6x above bicubic's; 8 groups: 27.2
-    # dB, 1 group: 29.4 dB validation PSNR-Y after 500 steps).
+    # image's colours (docs/MODEL_CARD.md, "Choices of the small preset, measured").
     norm_groups=1,
     # A fixed blurred-bicubic estimate added to the x0 output: the one-group GroupNorm at the
-    # output head still cannot carry absolute colour, and flat crops lost 2-4 dB to colour
-    # shifts without it (28 validation pairs, 15 steps, bundled 2500-step teacher of
-    # 2026-11-25 vs this preset at 2500 steps: one-step x0 PSNR-Y 28.89 -> 29.65 dB).
-    # sigma 1 LR pixel beat 2 (29.16 vs 28.62 dB at 2500 steps, 15-step samples).
+    # output head still cannot carry absolute colour, and flat crops lost colour without it;
+    # blur sigma 1 LR pixel (same section of the model card)
     lq_skip=True,
     lq_skip_sigma=1.0,
 )
@@ -234,7 +231,7 @@ DISTILL_PRESETS = {
         # the discriminator that learns at this size (MODEL_CARD.md, "The realism losses"):
         # a pixel patch discriminator with a high-pass input judging x0 itself (t_d 0, no
         # noise), pre-trained for 100 updates; at the paper's 0.02 the student painted a
-        # 4-pixel grid within 100 steps, at 0.003 it gained 0.4-0.5 NIQE in 200 steps
+        # 4-pixel grid within 100 steps, at 0.003 it gained NIQE (model card)
         w_gan=0.003,
         disc_kind="pixel",
         disc_t_max=1,
@@ -243,8 +240,8 @@ DISTILL_PRESETS = {
         teacher_cache=1024,
         disc_lr=2e-4,
         # the target is the teacher's deterministic sampling respaced to 4 steps: at this
-        # size the full 15 steps add grain, not detail (MODEL_CARD.md: 0.4 dB PSNR-Y lost
-        # on whole photos for no better NIQE)
+        # size the full 15 steps add grain, not detail (MODEL_CARD.md: PSNR-Y lost on whole
+        # photos for no better NIQE)
         teacher_steps=4,
         data=DataConfig(crop_size=128, val_count=28, degradation="mixed"),
         optim=_student_optim(lr=2e-4, warmup=50),
