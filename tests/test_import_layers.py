@@ -9,22 +9,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tadsr"
 
-# Cycles still there, each with the work that removes it; the test fails when one goes away
-# too, so that the entry is deleted with it.
-KNOWN_PART_CYCLES = {
-    # pipeline.SRPipeline.from_pretrained asks inference.fidelity for the dial's plan, while
-    # inference's Upscaler runs the pipeline (pipeline.py is being rewritten, issue 23)
-    frozenset({"inference", "pipeline"}),
-}
-KNOWN_MODULE_CYCLES = {
-    # the discriminator probe draws distill's noise; distill runs the probe (train/distill.py
-    # is being rewritten, issue 23)
-    frozenset({"tadsr.train.disc_probe", "tadsr.train.distill"}),
-    # a sharded corpus decodes with datasets' helpers; CropDataset opens sharded corpora
-    frozenset({"tadsr.data.datasets", "tadsr.data.shards"}),
-}
-
-
 def _modules() -> dict[str, tuple[Path, bool]]:
     out = {}
     for path in SRC.rglob("*.py"):
@@ -116,11 +100,11 @@ def test_the_graph_is_read():
 
 
 def test_no_cycle_between_parts():
-    assert _cycles(_part_graph()) == KNOWN_PART_CYCLES
+    assert _cycles(_part_graph()) == set()
 
 
 def test_no_cycle_between_modules():
-    assert _cycles(GRAPH) == KNOWN_MODULE_CYCLES
+    assert _cycles(GRAPH) == set()
 
 
 def test_no_import_runs_back_up():

@@ -211,7 +211,7 @@ class SRPipeline:
         (see `tadsr.inference.fidelity`). ValueError for a bad value or no endpoint known,
         CheckpointError for an endpoint that cannot be blended with the model."""
         from tadsr.checkpoints import load
-        from tadsr.inference.fidelity import fidelity_plan
+        from tadsr.models.fidelity import fidelity_plan
 
         f, endpoint = fidelity_plan(name_or_path, fidelity, fidelity_endpoint)
         model = load(name_or_path, autoencoder)

@@ -4,6 +4,13 @@ The format: 8 bytes little-endian header length N, then N bytes of JSON: per ten
 {"dtype", "shape", "data_offsets": [begin, end]} relative to the data that follows, plus an
 optional "__metadata__" dict of strings. Our files keep their tadsr metadata as JSON under
 the key "tadsr" (see `tadsr.checkpoints.io`).
+
+Why not `safetensors.safe_open(path, framework="numpy")`, which reads the same without torch:
+it is no faster to start (`tadsr info` on the bundled model, 10 interleaved runs each, 2 shared
+CPUs: 198-265 ms by hand, 197-253 ms through safe_open; 0.58-0.63 ms per file to read the
+metadata either way), and its errors are less clear: a cut file reads "incomplete metadata,
+file not fully covered" (here: how many bytes the tensors need), a deeply nested header
+"recursion limit exceeded", and a file with bytes after its tensors is refused.
 """
 
 from __future__ import annotations

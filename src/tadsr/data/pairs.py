@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tadsr.data.datasets import corpus_images, load_image_u8
 from tadsr.data.degradation import build_degradation
+from tadsr.data.images import corpus_images, load_image_u8
 from tadsr.inference.imageio import DEFAULT_MAX_PIXELS
 
 

@@ -12,7 +12,7 @@ A training process reads the index once (a few bytes per photo) and then any pho
 seek and one read: no rank or worker lists millions of files, and item ``i`` of a crop
 dataset stays a function of ``(seed, i)`` whatever the number of processes, because photos
 are chosen by index rather than streamed through a shuffle buffer. The photos, their order
-and their split are those the folder itself gives (`datasets.corpus_images`), so a run on
+and their split are those the folder itself gives (`images.corpus_images`), so a run on
 the shards of a folder sees the very crops it would see on the folder.
 """
 
@@ -77,7 +77,7 @@ def build_shards(src: str | Path, out: str | Path, *, shard_mb: float = 1024,
     a manifest) into ``out``. Unreadable files are named in the report and left out."""
     from tqdm import tqdm
 
-    from tadsr.data.datasets import corpus_images
+    from tadsr.data.images import corpus_images
     from tadsr.utils.files import atomic_write
 
     src, out = Path(src), Path(out)
@@ -153,7 +153,7 @@ class ShardCorpus:
         naming the shard file and the member."""
         from PIL import Image
 
-        from tadsr.data.datasets import image_to_tensor
+        from tadsr.data.images import image_to_tensor
 
         row = self.rows[j]
         shard = self.shards[int(row["shard"])]

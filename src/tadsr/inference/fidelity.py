@@ -1,5 +1,6 @@
-"""The fidelity <-> realism dial, the parts that need no torch: reading a value, finding a
-model's faithful endpoint and default in the registry, and `--fidelity auto`.
+"""The fidelity <-> realism dial (no torch): `--fidelity auto`'s estimate from an input, and,
+re-exported from `tadsr.models.fidelity`, reading a value and a model's faithful endpoint and
+default in the registry.
 
 The dial is ESRGAN's network interpolation (Real-ESRGAN general-x4v3's `-dn`): the realistic
 one-step student and a faithful endpoint of the same architecture are blended once, at load,
@@ -32,82 +33,21 @@ import math
 
 import numpy as np
 
+from tadsr.models.fidelity import (  # the settings part, re-exported
+    AUTO,
+    default_fidelity,
+    endpoint_for,
+    fidelity_plan,
+    parse_fidelity,
+)
+
 __all__ = ["AUTO", "default_fidelity", "endpoint_for", "estimate_fidelity", "fidelity_plan",
            "parse_fidelity"]  # fmt: skip
 
-AUTO = "auto"
 STEP = 0.05  # `auto` picks F on this grid (and the blended weights are cached by it)
 AUTO_FLOOR = 0.1  # the lowest F `auto` picks
 NOISE_RANGE = (2.0, 6.0)  # Immerkaer sigma (8-bit levels) mapped to F 0 .. 1
 BLOCK_RANGE = (1.08, 1.3)  # JPEG grid / inner step ratio mapped to F 0 .. 1
-
-
-def parse_fidelity(value: str | float | None) -> float | str | None:
-    """A fidelity as given (a number, a string, "auto", None) -> float in [0, 1], "auto" or
-    None; ValueError in one line for anything else (nan and inf included)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
-        return None if value is None else AUTO
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"fidelity must be a number from 0 to 1 or 'auto', got {value!r}"
-        ) from None
-    if not (math.isfinite(f) and 0.0 <= f <= 1.0):
-        raise ValueError(f"fidelity must be from 0 (realistic) to 1 (faithful), got {value!r}")
-    return f
-
-
-def _entry(model: str | None) -> dict:
-    from tadsr.models import DEFAULT_MODEL, registry
-
-    return registry().get(str(model or DEFAULT_MODEL), {})
-
-
-def endpoint_for(model: str | None, endpoint: str | None = None) -> str | None:
-    """The faithful endpoint of `model`: `endpoint` when given, else its registry entry's
-    "fidelity_endpoint" (a bundled name), else None (none known)."""
-    if endpoint is not None:
-        return str(endpoint)
-    return _entry(model).get("fidelity_endpoint")
-
-
-def default_fidelity(model: str | None) -> float | str | None:
-    """The registry's "default_fidelity" of a bundled model: a number, "auto", or None (other
-    models)."""
-    return parse_fidelity(_entry(model).get("default_fidelity"))
-
-
-def fidelity_plan(
-    model: str | None,
-    fidelity: str | float | None = None,
-    endpoint: str | None = None,
-    *,
-    fixed: bool = False,
-) -> tuple[float | str | None, str | None]:
-    """(F or "auto", the endpoint to blend with) for loading `model`, or (None, None) for the
-    model as it is. `fidelity` None means the registry's "default_fidelity" (a default of 0
-    loads the plain model, so its output stays what it was). `fixed`: for one fixed graph
-    (ONNX), where a default of "auto" cannot be, the plain model (F = 0) stands in. ValueError
-    in one line for a bad value, or a fidelity with no endpoint known."""
-    f = parse_fidelity(fidelity)
-    if f is None:
-        f = default_fidelity(model)
-        if fixed and f == AUTO:
-            f = None
-        if not f and endpoint is not None:
-            raise ValueError("a fidelity endpoint needs a fidelity (0 to 1 or 'auto')")
-        if not f:
-            return None, None
-    found = endpoint_for(model, endpoint)
-    if found is None:
-        from tadsr.models import DEFAULT_MODEL
-
-        raise ValueError(
-            f"fidelity: model {model or DEFAULT_MODEL} has no faithful endpoint to blend with; "
-            "name one (--fidelity-endpoint FILE, or fidelity_endpoint= in Python)"
-        )
-    return f, found
 
 
 # --------------------------------------------------------------------------- auto

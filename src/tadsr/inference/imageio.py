@@ -300,7 +300,9 @@ def _read_png16(path: Path) -> Picture:
 
 def _check_png_chunks(path: Path, data: bytes) -> None:
     """Every chunk whole and its CRC right, up to IEND: libpng only warns (on stderr) about a
-    damaged ancillary chunk, and Pillow then cannot open the file to read its metadata."""
+    damaged ancillary chunk, and Pillow then cannot open the file to read its metadata.
+    Walked by hand, not by Pillow's verify(): for a bad CRC in a header chunk Pillow says only
+    "cannot identify image file", where this names the chunk (tests/test_imageio_formats.py)."""
     pos = len(_PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
@@ -372,7 +374,12 @@ def _png_text(pic: Picture) -> list[tuple[str, str]]:
 
 
 def _write_png16(fh, pic: Picture) -> None:
-    """Encode a 16-bit PNG with libpng (imagecodecs), marked as ours by a tEXt chunk."""
+    """Encode a 16-bit PNG with libpng (imagecodecs), marked as ours by a tEXt chunk.
+
+    The tEXt chunks are spliced in by hand: Pillow cannot write a 16-bit colour PNG (its
+    "I;16" mode is gray only, so PngInfo is no use here), and imagecodecs.png_encode writes
+    no text. 8-bit PNGs go through Pillow and PngInfo (`_encode`), and text is read back
+    through Pillow's `Image.info` (`is_tadsr_output`)."""
     import imagecodecs
 
     arr = _planes(pic)  # gray as (H, W): libpng refuses a length-1 axis with stride 0

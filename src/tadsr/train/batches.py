@@ -28,6 +28,14 @@ def step_generator(
     return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") & (2**63 - 1))
 
 
+def disc_noise(kind: str, shape, g: torch.Generator) -> torch.Tensor:
+    """The noise of the discriminator's q(x_t | x0): N(0, 1), U[0, 1) or none (drawn by the
+    distillation objective and by `disc_probe` alike)."""
+    if kind == "none":
+        return torch.zeros(shape)
+    return (torch.rand if kind == "uniform" else torch.randn)(shape, generator=g)
+
+
 def training_crops(cfg) -> CropDataset:
     """The endless, seeded stream of HR training crops a run's config describes."""
     from tadsr.data.datasets import CropDataset

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tadsr.diffusion import Denoiser
 from tadsr.losses.adversarial import all_logits
-from tadsr.train.batches import latents, step_generator
+from tadsr.train.batches import disc_noise, latents, step_generator
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -63,8 +63,6 @@ def probe_discriminator(obj, student, n: int) -> dict[str, float]:
     """`auc_t{k}` for each t_d the discriminator trains on, `auc_best` (their maximum) and
     `auc_laplacian` (the fixed baseline) on `n` held-out crops. `obj` is a
     `DistillObjective` (teacher, discriminator, config)."""
-    from tadsr.train.distill import disc_noise
-
     teacher, cfg, disc = obj.teacher, obj.cfg, obj.disc
     if getattr(obj, "_probe", None) is None:
         obj._probe = probe_samples(cfg, obj.degradation, teacher.codec, n)

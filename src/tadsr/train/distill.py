@@ -31,6 +31,7 @@ from tadsr.losses.adversarial import all_logits
 from tadsr.nets.discriminator import PixelDiscriminator, TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
 from tadsr.train.batches import (
+    disc_noise,
     first_index,
     latents,
     per_process,
@@ -311,13 +312,6 @@ def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
 def _save_atomic(obj, path: Path) -> None:
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-
-
-def disc_noise(kind: str, shape, g: torch.Generator) -> torch.Tensor:
-    """The noise of the discriminator's q(x_t | x0): N(0, 1), U[0, 1) or none."""
-    if kind == "none":
-        return torch.zeros(shape)
-    return (torch.rand if kind == "uniform" else torch.randn)(shape, generator=g)
 
 
 def disc_loss(read, dnet, process, x0_gt, x0_fake, y, t_d, n_d):
