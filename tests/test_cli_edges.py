@@ -62,7 +62,10 @@ def test_data_commands_that_make_nothing_fail(tmp_path, capsys):
     assert f"no usable photo in {src}" in capsys.readouterr().err  # the source, not --out
     Image.new("RGB", (64, 64), "red").save(src / "b.png")
     args = ["data", "pairs", "--hr", str(src), "--out", str(tmp_path / "q"), "--split", "all"]
-    assert main([*args, "--scale", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse: --scale's range
+        main([*args, "--scale", "0"])
+    assert exc.value.code == 2
+    assert "argument --scale: must be >= 1, got '0'" in capsys.readouterr().err
     assert main([*args, "--size", "100000", "--no-progress"]) == 1
     assert "no pairs written" in capsys.readouterr().err
 
@@ -286,3 +289,51 @@ def test_a_killed_checkpoint_write_leaves_no_temporary_after_resume(tmp_path, ph
     live.write_bytes(b"")
     assert main([*args, "--set", "run.iterations=2", "--resume"]) == 0
     assert not stale.exists() and live.exists()
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [(["data", "pairs", "--hr", "h", "--out", "o", "--scale", "0"],
+      "--scale: must be >= 1, got '0'"),
+     (["data", "pairs", "--hr", "h", "--out", "o", "--size", "-8"],
+      "--size: must be >= 1, got '-8'"),
+     (["data", "pairs", "--hr", "h", "--out", "o", "--count-per-image", "0"],
+      "--count-per-image: must be >= 1, got '0'"),
+     (["data", "shards", "--from", "f", "--out", "o", "--shard-mb", "0"],
+      "--shard-mb: must be > 0, got '0'"),
+     (["data", "shards", "--from", "f", "--out", "o", "--shard-mb", "nan"],
+      "--shard-mb: must be a finite number > 0, got 'nan'"),
+     (["eval", "--sr", "s", "--crop-border", "-1"], "--crop-border: must be >= 0, got '-1'"),
+     (["export-official", "u", "-o", "o.safetensors", "--steps", "0"],
+      "--steps: must be >= 1, got '0'"),
+     (["bench", "--repeats", "x"], "--repeats: must be a whole number >= 1, got 'x'")],
+)  # fmt: skip
+def test_single_option_ranges_are_argparse_errors(argv, words, capsys):
+    """Refused by the parser before any work: its usage, then one line naming the option,
+    the allowed range and the value given; exit status 2."""
+    from tadsr.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"usage: tadsr {argv[0]}"), err
+    assert [line for line in err.splitlines() if ": error: " in line] == [
+        f"tadsr {' '.join(argv[:2]) if argv[0] == 'data' else argv[0]}: error: argument {words}"
+    ], err
+
+
+def test_range_types_state_the_range():
+    import argparse
+
+    from tadsr.commands.types import float_range, int_range
+
+    assert int_range(0, 65535)("80") == 80 and float_range(0, lo_open=True)("0.5") == 0.5
+    for parse, text, message in [
+        (int_range(1, 100), "101", "must be 1 to 100, got '101'"),
+        (int_range(1), "2.5", "must be a whole number >= 1, got '2.5'"),
+        (float_range(0, 1), "-0.1", "must be 0 to 1, got '-0.1'"),
+        (float_range(0, 1, lo_open=True, hi_open=True), "1", "must be > 0 and < 1, got '1'"),
+        (float_range(0), "inf", "must be a finite number >= 0, got 'inf'"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"^{message}$"):
+            parse(text)

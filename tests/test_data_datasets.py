@@ -136,7 +136,7 @@ def test_paired_dataset_errors(tmp_path):
         PairedFolderDataset(lr, hr)
 
 
-def test_cli_pairs(folder, tmp_path):
+def test_cli_pairs(folder, tmp_path, capsys):
     from tadsr.cli import main
 
     out = tmp_path / "p"
@@ -162,4 +162,7 @@ def test_cli_pairs(folder, tmp_path):
         p.name for p in (out / "hr").iterdir()
     )
     assert main(["data", "pairs", "--hr", str(tmp_path / "nope"), "--out", str(out)]) == 1
-    assert main(["data", "pairs", "--hr", str(folder), "--out", str(out), "--size", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse: --size's range
+        main(["data", "pairs", "--hr", str(folder), "--out", str(out), "--size", "0"])
+    assert exc.value.code == 2
+    assert "argument --size: must be >= 1, got '0'" in capsys.readouterr().err

@@ -190,12 +190,25 @@ def test_help_states_the_pixel_limit(capsys):
     "extra",
     [["--tile", "8", "--tile-overlap", "8"], ["--outscale", "-1"], ["--steps", "3"],
      ["--device", "tpu"], ["--max-pixels", "0"], ["--quality", "90"],
-     ["--format", "jpg", "--quality", "0"], ["--width", "0"], ["--width", "9", "--outscale", "2"]],
+     ["--width", "0"], ["--width", "9", "--outscale", "2"]],
 )  # fmt: skip
 def test_usage_errors_exit_2(tmp_path, capsys, model, extra):
     _img(tmp_path / "a.png")
     code, err = _run(capsys, tmp_path / "a.png", "-o", tmp_path / "o", "--model", model, *extra)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("value", ["0", "101", "abc"])
+def test_quality_out_of_range_is_refused_by_the_parser(tmp_path, capsys, value):
+    """argparse's usage, then one line of error naming the option, the range and the value."""
+    with pytest.raises(SystemExit) as info:
+        main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--format", "jpg",
+              "--quality", value])  # fmt: skip
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("usage: tadsr upscale"), err
+    assert [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
+    assert err.splitlines()[-1].startswith("tadsr upscale: error: argument --quality: must be ")
+    assert f"1 to 100, got '{value}'" in err
 
 
 def test_bad_model_and_unwritable_folder_exit_1(tmp_path, capsys, model):

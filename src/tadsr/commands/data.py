@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tadsr.commands.types import float_range, int_range
+
 
 def _photos(args: argparse.Namespace) -> int:
     from tadsr.data.corpus import (
@@ -51,10 +53,6 @@ def _photos(args: argparse.Namespace) -> int:
 def _pairs(args: argparse.Namespace) -> int:
     from tadsr.data.pairs import make_eval_pairs
 
-    if args.size <= 0 or args.count_per_image <= 0 or args.scale <= 0:
-        from tadsr.commands import UsageError
-
-        raise UsageError("--size, --count-per-image and --scale must be positive")
     if args.size % args.scale:
         from tadsr.commands import UsageError
 
@@ -102,10 +100,6 @@ def _photo_val(args: argparse.Namespace) -> int:
 def _shards(args: argparse.Namespace) -> int:
     from tadsr.data.shards import build_shards
 
-    if not args.shard_mb > 0:
-        from tadsr.commands import UsageError
-
-        raise UsageError(f"--shard-mb must be positive, got {args.shard_mb}")
     try:
         report = build_shards(args.from_folder, args.out, shard_mb=args.shard_mb,
                               progress=not args.no_progress)  # fmt: skip
@@ -157,10 +151,12 @@ def register(subparsers) -> None:
         choices=("realesrgan", "realesrgan_mild", "bicubic", "face", "mixed"),
     )
     pp.add_argument("--seed", type=int, default=0)
-    pp.add_argument("--size", type=int, default=256, help="HR crop size (LR is size/scale)")
-    pp.add_argument("--count-per-image", type=int, default=4)
+    pp.add_argument(
+        "--size", type=int_range(1), default=256, help="HR crop size (LR is size/scale)"
+    )
+    pp.add_argument("--count-per-image", type=int_range(1), default=4)
     pp.add_argument("--split", default="val", choices=("val", "train", "all"))
-    pp.add_argument("--scale", type=int, default=4)
+    pp.add_argument("--scale", type=int_range(1), default=4)
     pp.add_argument("--no-progress", action="store_true")
     pp.set_defaults(func=_pairs)
 
@@ -174,7 +170,7 @@ def register(subparsers) -> None:
     )
     sh.add_argument("--from", dest="from_folder", required=True, help="folder of photos")
     sh.add_argument("--out", required=True, help="output folder of the shards")
-    sh.add_argument("--shard-mb", type=float, default=1024,
+    sh.add_argument("--shard-mb", type=float_range(0, lo_open=True), default=1024,
                     help="size of a shard in MiB (default 1024)")  # fmt: skip
     sh.add_argument("--no-progress", action="store_true")
     sh.set_defaults(func=_shards)

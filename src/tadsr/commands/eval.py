@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from tadsr.commands.types import int_range
 from tadsr.utils.files import file_problem
 
 
@@ -54,11 +55,17 @@ def _register_bench(subparsers) -> None:
     p.add_argument(
         "--teacher", default="tadsr-small-teacher", help="teacher model (default bundled)"
     )
-    p.add_argument("--teacher-steps", type=int, help="teacher steps (default: its schedule)")
+    p.add_argument(
+        "--teacher-steps", type=int_range(1), help="teacher steps (default: its schedule)"
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | mps (default cpu)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per model (default 3)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--repeats", type=int_range(1), default=3, help="timed runs per model (default 3)"
+    )
+    p.add_argument(
+        "--threads", type=int_range(0), default=0, help="torch threads (default: torch's)"
+    )
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write JSON")
     p.add_argument(
         "--parts",
@@ -66,11 +73,11 @@ def _register_bench(subparsers) -> None:
         help="comma-separated parts to run: teacher, path, startup, data (default: the first "
         "three)",
     )
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=int_range(0), default=0,
                    help="data part: DataLoader worker processes (default 0)")  # fmt: skip
     p.add_argument("--data", default="data/photos", metavar="ROOT",
                    help="data part: corpus folder or shards (default data/photos)")  # fmt: skip
-    p.add_argument("--pairs", type=int, default=64,
+    p.add_argument("--pairs", type=int_range(8), default=64,
                    help="data part: pairs timed per measurement (default 64)")  # fmt: skip
     p.add_argument("--image", metavar="FILE", help="image of the path part (default: a photo "
                    "of --size: scikit-image's astronaut, else a synthetic picture)")  # fmt: skip
@@ -83,8 +90,6 @@ def run_bench(args: argparse.Namespace) -> int:
     from tadsr.commands import UsageError
     from tadsr.evaluation.runner import write_json_atomic
 
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - {"teacher", "path", "startup", "data"})
     if unknown or not parts:
@@ -142,13 +147,6 @@ def _check_bench_arguments(args: argparse.Namespace) -> None:
     if w * h > DEFAULT_MAX_PIXELS:  # the limit of tadsr upscale's inputs
         raise UsageError(f"--size {w}x{h} = {w * h:,} pixels exceeds the limit of "
                          f"{DEFAULT_MAX_PIXELS:,} (as tadsr upscale)")  # fmt: skip
-    if args.threads < 0:
-        raise UsageError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
-    if args.workers < 0 or args.pairs < 8:
-        raise UsageError(f"--workers must be >= 0 and --pairs >= 8, got {args.workers} and "
-                         f"{args.pairs}")  # fmt: skip
-    if args.teacher_steps is not None and args.teacher_steps < 1:
-        raise UsageError(f"--teacher-steps must be >= 1, got {args.teacher_steps}")
     if args.json_path and Path(args.json_path).is_dir():
         raise UsageError(f"--json {args.json_path}: is a folder (give a file name)")
     # checked whatever the parts (path and startup measure the CPU): a device that cannot be
@@ -327,7 +325,10 @@ def _register_eval(subparsers) -> None:
     )
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write results as JSON")
     p.add_argument(
-        "--crop-border", type=int, default=4, help="border cropped for PSNR/SSIM (default 4)"
+        "--crop-border",
+        type=int_range(0),
+        default=4,
+        help="border cropped for PSNR/SSIM (default 4)",
     )
     p.add_argument("--device", default="auto", help="device for learned metrics (default auto)")
     p.add_argument(
@@ -375,8 +376,6 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     if not args.sr:
         raise UsageError("--sr is required")
-    if args.crop_border < 0:
-        raise UsageError("--crop-border must be >= 0")
     metrics = [m for m in (args.metrics or "").split(",") if m.strip()] or None
     device = "cpu"
     if metrics and any(m.strip().lower() in _LEARNED for m in metrics):

@@ -16,6 +16,7 @@ from typing import Any
 
 from tadsr.checkpoints.header import CheckpointError, tensor_shapes
 from tadsr.checkpoints.header import sniff as _sniff
+from tadsr.commands.types import int_range
 
 __all__ = ["register", "describe_file", "export_official", "cmd_info", "cmd_export_official"]
 
@@ -271,10 +272,7 @@ def export_official(
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from tadsr.commands import UsageError
 
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
     try:
         out, summary, lines = export_official(
             args.unet,
@@ -317,7 +315,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--autoencoder", help="official VQ autoencoder (.pth) to embed as the codec")
     e.add_argument("-o", "--output", required=True, help="output .safetensors file")
     e.add_argument("--kind", choices=("sr_student", "sr_teacher"), default="sr_teacher")
-    e.add_argument("--steps", type=int, default=None, help="sampling steps (default 1 / T)")
+    e.add_argument(
+        "--steps", type=int_range(1), default=None, help="sampling steps (default 1 / T)"
+    )
     e.add_argument("--schedule", choices=("sr", "face", "face_sinsr"), default=None)
     e.add_argument("--scale", type=int, default=None, help="upscaling factor (default 4; face 1)")
     e.add_argument("--dtype", choices=("float16", "float32"), default="float16")

@@ -18,6 +18,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tadsr.commands.types import int_range
 from tadsr.inference.core import UpscaleOptions, output_tag
 from tadsr.inference.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -114,7 +115,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--quality",
-        type=int,
+        type=int_range(1, 100),
         default=None,
         metavar="Q",
         help=f"jpg / webp quality, 1 to 100 (default {DEFAULT_QUALITY})",
@@ -359,8 +360,6 @@ def plan_jobs(files: list[Path], outdir: Path, tag: str = "x4", ext: str = ".png
 def _check_format(args: argparse.Namespace) -> None:
     from tadsr.commands import UsageError
 
-    if args.quality is not None and not 1 <= args.quality <= 100:
-        raise UsageError(f"--quality must be 1 to 100, got {args.quality}")
     if args.quality is not None and args.format == "png":
         raise UsageError("--quality is for --format jpg or webp (PNG is lossless)")
 
