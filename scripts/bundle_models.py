@@ -21,7 +21,7 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
 
 DESCRIPTIONS = {
     "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher "
-    "(target: its 4-step deterministic sampling), then two realism stages of regression + the "
+    "(target: its 4-step deterministic sampling), then three realism stages of regression + the "
     "pixel discriminator",
     "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
     "with clean, mild and heavy LR",

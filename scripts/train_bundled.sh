@@ -65,14 +65,18 @@ wait $FULL
 #     pixel discriminator, from stage 1, then from stage 2 (seeds as run)
 STAGES=()
 [ "$CONFIG" = small ] && STAGES=(--set teacher_cache=1024)
-realism() {  # OUT_NAME INIT SEED STEPS CACHE
+realism() {  # OUT_NAME INIT SEED STEPS CACHE [DECAY_FROM]
     local it=()
     [ "$CONFIG" = small ] && it=(--set "run.iterations=$4")
+    [ "$CONFIG" = small ] && [ -n "${6:-}" ] && it+=(--set "optim.decay_from=$6")
     distill "$1" --losses reg,gan --set "run.init_from=$2" --set "run.seed=$3" \
         --set "teacher_cache_file=$5" "${it[@]}" "${STAGES[@]}"
 }
 realism student-gan2 "$OUT/student/model.safetensors" 0 200 "$OUT/student-gan2/teacher_cache.pt"
 realism student-gan3 "$OUT/student-gan2/model.safetensors" 2 400 "$OUT/student-gan2/teacher_cache.pt"
+# stage 4 on 1024 other cached samples (as run: the ablation's seed-1 cache; here its own,
+# seed 3), cosine decay over its last 400 steps
+realism student-gan4 "$OUT/student-gan3/model.safetensors" 3 1000 "$OUT/student-gan4/teacher_cache.pt" 600
 
 # 3. the fidelity dial's F = 1 end: the teacher fine-tuned at t = T-1 by regression to the
 #    HR latent; stage 1 on the cached samples, stage 2 from stage 1 on fresh crops (no
@@ -91,10 +95,10 @@ F=$OUT/faithful/model.safetensors
 
 # 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then
-    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan3/model.safetensors" \
+    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan4/model.safetensors" \
         --faithful "$F"
     [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
     python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
         --no-gan "$OUT/student-nogan/model.safetensors"
 fi
-echo "trained: $T $OUT/student-gan3/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"
+echo "trained: $T $OUT/student-gan4/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"

@@ -38,7 +38,9 @@ def test_train_bundled_script_trains_teacher_student_and_ablations(tmp_path):
     assert losses["student-reg"]["gan"] == losses["student-reg"]["hfsd"] == 0
     assert losses["student-nogan"]["gan"] == 0 and losses["student-nogan"]["hfsd"] > 0
     # the realism stages: regression + GAN, each starting from the stage before
-    for stage, init in (("student-gan2", "student"), ("student-gan3", "student-gan2")):
+    stages = (("student-gan2", "student"), ("student-gan3", "student-gan2"),
+              ("student-gan4", "student-gan3"))  # fmt: skip
+    for stage, init in stages:
         prov = read_metadata(out / stage / "model.safetensors")["provenance"]
         assert prov["losses"]["gan"] > 0 and prov["losses"]["hfsd"] == 0
         assert prov["init_from"] == str(out / init / "model.safetensors")

@@ -17,7 +17,7 @@ student would turn noise and block edges into invented texture:
              rounded to 0.05
 
 The floor of 0.1: a tenth of the faithful end takes the edge off the student's fine grain on
-clean photos (the README example: 26.47 dB at F = 0, 26.92 at 0.1, bicubic 27.57).
+clean photos (the README example: 26.49 dB at F = 0, 26.91 at 0.1, bicubic 27.57).
 
 On the 9 validation photos a clean (bicubic) LR reads noise 0.4 to 2.4 and blocks 0.93 to
 1.06 (F about 0); added Gaussian noise of sigma 6 levels reads about 4 to 5 (F 0.5 to 0.75),
