@@ -202,7 +202,8 @@ class JobQueue:
             rate = self.s_per_mp.get(job.options.model)
             if job.state in (QUEUED, RUNNING) and rate is not None and job.size[0]:
                 mp = job.size[0] * job.size[1] * 16e-6
-                out["estimate_s"] = round(rate * mp * self._step_share(job), 1)
+                # at least 0.1 s: a small image's estimate must not round to "no estimate"
+                out["estimate_s"] = max(0.1, round(rate * mp * self._step_share(job), 1))
             if job.state == RUNNING and job.started is not None:
                 out["elapsed_s"] = round(time.monotonic() - job.started, 1)
             return out
