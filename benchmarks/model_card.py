@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="clean,real,heavy")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    from tadsr.inference.fidelity import default_fidelity, endpoint_for
+    from tadsr.models.fidelity import default_fidelity, endpoint_for
 
     f = default_fidelity(args.student)
     methods = [(f"default student (1 step{'' if f is None else f', fidelity {f}'})", args.student)]

@@ -17,8 +17,9 @@ from _upscale_helpers import save_tiny_model, tiny_student
 from tadsr import Upscaler
 from tadsr.checkpoints import CheckpointError
 from tadsr.cli import main
-from tadsr.inference.fidelity import estimate_fidelity, fidelity_plan, parse_fidelity
+from tadsr.inference.fidelity import estimate_fidelity
 from tadsr.models import registry
+from tadsr.models.fidelity import fidelity_plan, parse_fidelity
 from tadsr.pipeline import SRPipeline
 
 RNG = np.random.default_rng(0)

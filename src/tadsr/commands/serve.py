@@ -135,7 +135,7 @@ def _about(models: dict[str, str | None]) -> dict[str, dict]:
 
 def _dials(models: dict[str, str | None]) -> dict[str, float | str]:
     """name -> default F of the models with a faithful endpoint (the page's slider)."""
-    from tadsr.inference.fidelity import default_fidelity, endpoint_for
+    from tadsr.models.fidelity import default_fidelity, endpoint_for
 
     return {n: default_fidelity(m) or 0.0 for n, m in models.items() if endpoint_for(m)}
 

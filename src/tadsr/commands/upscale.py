@@ -208,7 +208,7 @@ def fidelity_usage(args: argparse.Namespace, no_auto: str | None = None):
     (None, None); UsageError for a bad value, a multi-step run, no endpoint known, or
     "auto" where `no_auto` says why it cannot be."""
     from tadsr.commands import UsageError
-    from tadsr.inference.fidelity import fidelity_plan
+    from tadsr.models.fidelity import fidelity_plan
 
     given = args.fidelity is not None or args.fidelity_endpoint is not None
     if given and str(args.model or "").lower().endswith(".onnx"):

@@ -110,7 +110,7 @@ class UpscaleOptions:
             )
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ValueError(f"max pixels must be >= 1, got {self.max_pixels}")
-        from tadsr.inference.fidelity import parse_fidelity
+        from tadsr.models.fidelity import parse_fidelity
 
         self.fidelity = parse_fidelity(self.fidelity)
         why = steps_error(self.steps, kind, max_steps)

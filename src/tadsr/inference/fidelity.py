@@ -1,6 +1,6 @@
-"""The fidelity <-> realism dial (no torch): `--fidelity auto`'s estimate from an input, and,
-re-exported from `tadsr.models.fidelity`, reading a value and a model's faithful endpoint and
-default in the registry.
+"""The fidelity <-> realism dial (no torch): `--fidelity auto`'s estimate from an input
+(reading a value, and a model's faithful endpoint and default in the registry, are
+`tadsr.models.fidelity`).
 
 The dial is ESRGAN's network interpolation (Real-ESRGAN general-x4v3's `-dn`): the realistic
 one-step student and a faithful endpoint of the same architecture are blended once, at load,
@@ -32,17 +32,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from tadsr.models.fidelity import (  # the settings part, re-exported
-    AUTO,
-    default_fidelity,
-    endpoint_for,
-    fidelity_plan,
-    parse_fidelity,
-)
-
-__all__ = ["AUTO", "default_fidelity", "endpoint_for", "estimate_fidelity", "fidelity_plan",
-           "parse_fidelity"]  # fmt: skip
 
 STEP = 0.05  # `auto` picks F on this grid (and the blended weights are cached by it)
 AUTO_FLOOR = 0.1  # the lowest F `auto` picks

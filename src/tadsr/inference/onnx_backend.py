@@ -158,8 +158,8 @@ def cached_onnx(
     import tempfile
 
     from tadsr._version import __version__
-    from tadsr.inference.fidelity import fidelity_plan
     from tadsr.models import resolve_model
+    from tadsr.models.fidelity import fidelity_plan
     from tadsr.utils.files import atomic_write
 
     path = resolve_model(model)

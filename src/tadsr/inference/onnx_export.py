@@ -152,7 +152,7 @@ def export_onnx(
     `fidelity`, `fidelity_endpoint`: export the blend (`SRPipeline.from_pretrained`)."""
     import onnx
 
-    from tadsr.inference.fidelity import AUTO, default_fidelity
+    from tadsr.models.fidelity import AUTO, default_fidelity
 
     if fidelity is None and default_fidelity(model) == AUTO:
         fidelity = 0.0  # one fixed graph: a default of auto exports the plain student

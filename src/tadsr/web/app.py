@@ -47,8 +47,8 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from tadsr.inference.core import COLOR_FIXES
-from tadsr.inference.fidelity import parse_fidelity
 from tadsr.inference.imageio import DEFAULT_QUALITY, OUTPUT_FORMATS
+from tadsr.models.fidelity import parse_fidelity
 from tadsr.utils.files import remove_stale_folders
 from tadsr.web.jobs import DONE, Job, JobOptions, JobQueue, QueueFull, WorkerDied
 

@@ -303,7 +303,7 @@ class JobQueue:
 
     def _pipeline(self, name: str):
         """The loaded pipeline of a model name (loaded once; a failure is remembered)."""
-        from tadsr.inference.fidelity import endpoint_for
+        from tadsr.models.fidelity import endpoint_for
         from tadsr.pipeline import SRPipeline
 
         if name not in self._pipes and name not in self._load_errors:
@@ -380,7 +380,7 @@ class JobQueue:
         command line does: the registry's default_fidelity, else 0, the model itself)."""
         if pipe.dial is None or opts.fidelity is not None:
             return opts.fidelity
-        from tadsr.inference.fidelity import default_fidelity
+        from tadsr.models.fidelity import default_fidelity
 
         return default_fidelity(self.models[opts.model]) or 0.0
 
