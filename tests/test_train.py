@@ -12,6 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tadsr.train.batches import latents
+from tadsr.train.config import check as check_config
 from tadsr.train.config import resolve
 from tadsr.train.distill import distill
 from tadsr.train.teacher import train_teacher
@@ -299,19 +301,51 @@ def test_teacher_steps_respaces_the_regression_target(teacher_file):
 
     pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
-    y, lq = torch.rand(1, 48, 16, 16, generator=g) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    hr, lq = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    _, y = latents(pipe.codec, hr, lq, pipe.scale)
     eps = torch.randn(y.shape, generator=g)
     cfg = resolve("distill", "tiny")
     full = sample_deterministic(Denoiser(pipe.net, pipe.process), y, lq, noise=eps)
-    assert torch.equal(teacher_target(pipe, cfg, y, lq, eps), full)  # 0 = all T steps
+    assert torch.equal(teacher_target(pipe, cfg, hr, lq, eps), full)  # 0 = all T steps
     cfg.teacher_steps = 4
     proc = pipe.process.respaced(4)
     calls = []
     net = lambda x, t, c: calls.append(t[0].item()) or pipe.net(x, t, c)  # noqa: E731
     four = sample_deterministic(Denoiser(net, proc), y, lq, noise=eps)
     assert calls == sorted(calls, reverse=True) and len(calls) == 4 and calls[0] == 14
-    assert torch.equal(teacher_target(pipe, cfg, y, lq, eps), four)
+    assert torch.equal(teacher_target(pipe, cfg, hr, lq, eps), four)
     assert not torch.equal(four, full)
+
+
+def test_teacher_input_clean_samples_the_teacher_from_the_bicubic_lr_of_the_hr_crop(
+    corpus, teacher_file
+):
+    """`teacher_input: clean`: the target is the teacher's sample from the bicubic /4 of the
+    HR crop with the student's noise, whatever the student's (degraded) input; the default
+    samples from the student's own input."""
+    from tadsr.data.degradation import BicubicDegradation, build_degradation
+    from tadsr.diffusion import Denoiser, sample_deterministic
+    from tadsr.pipeline import SRPipeline
+    from tadsr.train.batches import training_crops
+    from tadsr.train.distill import cache_samples
+
+    cfg = _distill_cfg(corpus, teacher_file)
+    cfg.teacher_input = "clean"
+    pipe = SRPipeline.from_pretrained(str(teacher_file), device=torch.device("cpu"))
+    data, deg = training_crops(cfg), build_degradation("realesrgan")
+    got = cache_samples([0, 1], cfg, pipe, data, deg, torch.device("cpu"))
+    clean = BicubicDegradation(pipe.scale)((got["hr"] + 1) / 2) * 2 - 1
+    assert not torch.equal(clean, got["lq"])  # the student still sees the degraded LR
+    _, y = latents(pipe.codec, got["hr"], clean, pipe.scale)
+    want = sample_deterministic(Denoiser(pipe.net, pipe.process), y, clean, noise=got["eps"])
+    assert torch.allclose(got["zt"], want, atol=1e-5)
+    cfg.teacher_input = "lq"
+    own = cache_samples([0, 1], cfg, pipe, data, deg, torch.device("cpu"))
+    assert torch.equal(own["lq"], got["lq"]) and torch.equal(own["eps"], got["eps"])
+    assert (own["zt"] - got["zt"]).abs().max() > 2e-4  # 20x the tolerance above (tiny teacher)
+    cfg.teacher_input = "noisy"
+    with pytest.raises(ValueError, match="teacher_input must be one of lq, clean"):
+        check_config(cfg)
 
 
 def test_teacher_cache_does_not_depend_on_the_sharding(corpus, teacher_file):

@@ -132,6 +132,10 @@ class DistillConfig:
     hfsd_reference: str = "teacher"
     hfsd_noise: str = "gaussian"  # gaussian | uniform (the official code's mistake)
     hfsd_max_t: int = 3  # t_h uniform in {0 .. hfsd_max_t - 1}
+    # what the teacher samples from for the regression target: lq (the student's own LR input,
+    # the paper) | clean (the bicubic /scale of the same HR crop: on a noisy or JPEG input the
+    # student learns the teacher's picture of the clean photo, not the teacher's noise)
+    teacher_input: str = "lq"
     # steps of the teacher's deterministic sampling that makes the regression target:
     # 0 = all T (the paper); n < T = respaced to n steps, a target with less sampled texture
     teacher_steps: int = 0
@@ -380,6 +384,7 @@ def check(cfg: Any) -> None:
 
 CHOICES = {
     "reg_target": ("teacher", "hr"),
+    "teacher_input": ("lq", "clean"),
     "hfsd_reference": ("teacher", "hr", "noise"),
     "hfsd_noise": ("gaussian", "uniform"),
     "disc_kind": ("encoder", "pixel"),

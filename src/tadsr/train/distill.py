@@ -5,7 +5,9 @@ Per step, with one eps shared by student and teacher:
     z = y + kappa sqrt(eta_{T-1}) eps,   x0_hat = student(z / c_{T-1}, T-1, lq)
     L = w_reg ||x0_hat - z_teacher||^2 + w_hfsd L_hfsd + w_gan L_G
 where z_teacher is the teacher's deterministic T-step sample from the same z (or, with
-`reg_target: hr`, the HR latent: a faithful one-step model). The time-aware discriminator
+`reg_target: hr`, the HR latent: a faithful one-step model; with `teacher_input: clean`, the
+teacher's sample from the bicubic LR of the same HR crop, so that a noisy or JPEG input is
+taught the teacher's picture of the clean photo). The time-aware discriminator
 (heads over the frozen teacher encoder, or with `disc_kind: pixel` a patch discriminator on
 the decoded x_t) is updated first: `loss` yields the discriminator's loss(es) before the
 student's, and the training loop steps the discriminator's optimiser on each before it asks
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from tadsr.data.degradation import BicubicDegradation
 from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
 from tadsr.losses.adversarial import all_logits
@@ -136,7 +139,7 @@ class DistillObjective:
             zt = x0  # a placeholder when no loss reads the teacher's sample
             if needs_teacher_sample(cfg):
                 with torch.no_grad():
-                    zt = teacher_target(teacher, cfg, y, mb.lq, eps)
+                    zt = teacher_target(teacher, cfg, mb.hr, mb.lq, eps)
             yield mb.hr, mb.lq, eps, zt, mb.generator
 
     def close(self) -> None:
@@ -289,8 +292,7 @@ def cache_samples(indices, cfg: DistillConfig, teacher, data, degradation, devic
             shape = (1, teacher.codec.channels, hr.shape[-2] // f, hr.shape[-1] // f)
             epss.append(torch.randn(shape, generator=g))
         hr, lq, eps = torch.cat(hrs), torch.cat(lqs), torch.cat(epss)
-        _, y = latents(teacher.codec, hr.to(device), lq.to(device), teacher.scale)
-        zt = teacher_target(teacher, cfg, y, lq.to(device), eps.to(device))
+        zt = teacher_target(teacher, cfg, hr.to(device), lq.to(device), eps.to(device))
     return {"index": torch.tensor(indices), "hr": hr, "lq": lq, "eps": eps, "zt": zt.cpu()}
 
 
@@ -301,9 +303,15 @@ def needs_teacher_sample(cfg: DistillConfig) -> bool:
     return reg or (cfg.w_hfsd > 0 and cfg.hfsd_reference == "teacher")
 
 
-def teacher_target(teacher, cfg: DistillConfig, y, lq, eps):
-    """The regression target: the teacher's deterministic sample from the student's own
-    starting point, over all T steps or (``cfg.teacher_steps``) respaced to fewer."""
+def teacher_target(teacher, cfg: DistillConfig, hr, lq, eps):
+    """The regression target: the teacher's deterministic sample, over all T steps or
+    (``cfg.teacher_steps``) respaced to fewer, from the student's own starting point (the
+    student's LR ``lq`` and noise ``eps``) or, with ``teacher_input: clean``, from the bicubic
+    /scale of the HR crop ``hr`` with the same noise. Images in [-1, 1]."""
+    if cfg.teacher_input == "clean":
+        clean = BicubicDegradation(teacher.scale)((hr + 1) / 2)
+        lq = (clean * 2 - 1).to(lq.dtype)
+    _, y = latents(teacher.codec, hr, lq, teacher.scale)
     n = cfg.teacher_steps
     process = teacher.process if not n else teacher.process.respaced(n)
     return sample_deterministic(Denoiser(teacher.net, process), y, lq, noise=eps)
@@ -347,6 +355,7 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
         "hfsd_reference": cfg.hfsd_reference,
         "hfsd_noise": cfg.hfsd_noise,
         "reg_target": cfg.reg_target,
+        "teacher_input": cfg.teacher_input,
         "disc_kind": cfg.disc_kind,
         "disc_energy": cfg.disc_energy,
     }
