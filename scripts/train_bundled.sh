@@ -47,9 +47,9 @@ distill() {  # OUT_NAME [--losses L]
         --teacher "$T" --out "$OUT/$name" "${COMMON[@]}" "$@"
 }
 # stage 1 as the shipped student was trained (2026-12-02, before issue 20): the paper's
-# discriminator over the teacher's encoder at the paper's GAN weight
+# discriminator over the teacher's encoder at the paper's GAN and HFSD weights
 PAPER_D=(--set disc_kind=encoder --set disc_t_max=0 --set disc_noise=gaussian
-         --set disc_pretrain=0 --set w_gan=0.02)
+         --set disc_pretrain=0 --set w_gan=0.02 --set w_hfsd=1)
 distill student "${PAPER_D[@]}" &
 FULL=$!
 CACHE=$OUT/student/teacher_cache.pt

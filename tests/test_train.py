@@ -432,3 +432,23 @@ def test_export_of_a_distillation_checkpoint_matches_the_run_export(corpus, teac
     a, b = load_file(run_export), load_file(out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert read_metadata(run_export) == read_metadata(out)
+
+
+def test_a_cache_made_for_another_teacher_input_is_refused_naming_the_file(
+    corpus, teacher_file, tmp_path
+):
+    """A cached target sampled from the student's LR is not the clean-input target: reusing
+    the file under `teacher_input: clean` stops with the file and both settings named, while
+    a run with the cache's own settings (another seed) reuses it."""
+    cache = tmp_path / "cache.pt"
+    sets = {"run.iterations": 1, "teacher_cache_file": cache, "w_hfsd": 0, "w_gan": 0}
+    distill(_distill_cfg(corpus, teacher_file, **sets), tmp_path / "a", device="cpu")
+    assert torch.load(cache, weights_only=True)["recipe"]["teacher_input"] == "lq"
+    before = cache.stat().st_mtime_ns
+    again = _distill_cfg(corpus, teacher_file, **sets, **{"run.seed": 5})
+    distill(again, tmp_path / "b", device="cpu")
+    assert cache.stat().st_mtime_ns == before  # reused, not rebuilt
+    clean = _distill_cfg(corpus, teacher_file, teacher_input="clean", **sets)
+    with pytest.raises(ValueError, match=r"cache\.pt: this teacher cache was made with "
+                       r"teacher_input 'lq'; this run asks for teacher_input 'clean'"):
+        distill(clean, tmp_path / "c", device="cpu")

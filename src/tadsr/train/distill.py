@@ -268,13 +268,30 @@ class TeacherCache:
                 ]
                 merged = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
                 order = merged["index"].argsort()
-                _save_atomic({k: v[order] for k, v in merged.items()}, path)
+                tensors: dict = {k: v[order] for k, v in merged.items()}
+                _save_atomic({**tensors, "recipe": cache_recipe(cfg)}, path)
             d.barrier()
-        return cls(torch.load(path, weights_only=True))
+        tensors = torch.load(path, weights_only=True)
+        made, want = tensors.pop("recipe", None), cache_recipe(cfg)
+        if made is not None and made != want:  # caches from before the recipe carry none
+            diff = ", ".join(f"{k} {made.get(k)!r}" for k in want if made.get(k) != want[k])
+            raise ValueError(
+                f"{path}: this teacher cache was made with {diff}; this run asks for "
+                + ", ".join(f"{k} {want[k]!r}" for k in want if made.get(k) != want[k])
+                + " (name another teacher_cache_file)"
+            )
+        return cls(tensors)
 
     def batch(self, indices: list[int], device):
         idx = torch.tensor([i % self.n for i in indices])
         return tuple(self.t[k][idx].to(device) for k in ("hr", "lq", "eps", "zt"))
+
+
+def cache_recipe(cfg: DistillConfig) -> dict:
+    """What makes a cached target mean what the run's regression expects. A cache may be
+    reused across seeds and degradations on purpose (a stage on another run's samples), but a
+    target sampled from another teacher input or step count would silently change the loss."""
+    return {"teacher_input": cfg.teacher_input, "teacher_steps": cfg.teacher_steps}
 
 
 def cache_samples(indices, cfg: DistillConfig, teacher, data, degradation, device) -> dict:
