@@ -55,6 +55,7 @@ run_arm() {  # ARM SEED
         --set run.init_from="$INIT" --set run.seed="$2" --set run.iterations="$STEPS" \
         --set teacher_cache=1024 --set teacher_cache_file="$OUT/cache-s$2.pt" \
         --set run.threads=1 --set data.val_count=0 --set run.val_every=0 --resume \
+        --set teacher_input=lq \
         > "$dir.log" 2>&1
 }
 mkdir -p "$OUT"

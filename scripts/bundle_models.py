@@ -21,13 +21,29 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "tadsr" / "models"
 
 DESCRIPTIONS = {
     "tadsr-small": "TAD-SR one-step student (x4), distilled here from tadsr-small-teacher "
-    "(target: its 4-step deterministic sampling), then three realism stages of regression + the "
-    "pixel discriminator",
+    "(target: its 4-step deterministic sampling), then five realism stages of regression + the "
+    "pixel discriminator, the last two towards the teacher's sample of the clean LR",
     "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
     "with clean, mild and heavy LR",
     "tadsr-small-faithful": "faithful one-step endpoint of the fidelity dial (x4): the teacher "
     "fine-tuned at t = T-1 by regression to the HR latent",
 }
+
+
+def portable(value):
+    """Provenance without this machine's folders: an absolute path that passes through a
+    `data` or `runs` folder is written from that folder on (/work/main/data/photos ->
+    data/photos), in nested entries too (an averaged model lists its sources)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        parts = Path(value).parts
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] in ("data", "runs"):
+                return str(Path(*parts[i:]))
+    return value
 
 
 def main() -> None:
@@ -56,7 +72,7 @@ def main() -> None:
             scale=meta["scale"],
             parameters=sum(p.numel() for p in unet.parameters()),
             description=DESCRIPTIONS[name],
-            provenance=meta.get("provenance", {}),
+            provenance=portable(meta.get("provenance", {})),
         )
         registry[name] = entry
         if name == "tadsr-small-faithful":

@@ -49,7 +49,7 @@ distill() {  # OUT_NAME [--losses L]
 # stage 1 as the shipped student was trained (2026-12-02, before issue 20): the paper's
 # discriminator over the teacher's encoder at the paper's GAN and HFSD weights
 PAPER_D=(--set disc_kind=encoder --set disc_t_max=0 --set disc_noise=gaussian
-         --set disc_pretrain=0 --set w_gan=0.02 --set w_hfsd=1)
+         --set disc_pretrain=0 --set w_gan=0.02 --set w_hfsd=1 --set teacher_input=lq)
 distill student "${PAPER_D[@]}" &
 FULL=$!
 CACHE=$OUT/student/teacher_cache.pt
@@ -65,18 +65,25 @@ wait $FULL
 #     pixel discriminator, from stage 1, then from stage 2 (seeds as run)
 STAGES=()
 [ "$CONFIG" = small ] && STAGES=(--set teacher_cache=1024)
+TARGET=(--set teacher_input=lq)  # stages 2-4: the teacher samples the student's own LR
 realism() {  # OUT_NAME INIT SEED STEPS CACHE [DECAY_FROM]
     local it=()
     [ "$CONFIG" = small ] && it=(--set "run.iterations=$4")
     [ "$CONFIG" = small ] && [ -n "${6:-}" ] && it+=(--set "optim.decay_from=$6")
     distill "$1" --losses reg,gan --set "run.init_from=$2" --set "run.seed=$3" \
-        --set "teacher_cache_file=$5" "${it[@]}" "${STAGES[@]}"
+        --set "teacher_cache_file=$5" "${it[@]}" "${STAGES[@]}" "${TARGET[@]}"
 }
 realism student-gan2 "$OUT/student/model.safetensors" 0 200 "$OUT/student-gan2/teacher_cache.pt"
 realism student-gan3 "$OUT/student-gan2/model.safetensors" 2 400 "$OUT/student-gan2/teacher_cache.pt"
 # stage 4 on 1024 other cached samples (as run: the ablation's seed-1 cache; here its own,
 # seed 3), cosine decay over its last 400 steps
 realism student-gan4 "$OUT/student-gan3/model.safetensors" 3 1000 "$OUT/student-gan4/teacher_cache.pt" 600
+# stages 5-6 (third session): the teacher samples the clean bicubic LR of each HR crop
+# (teacher_input=clean), the LR mix leans to the paper's heavy degradation (30/30/40), each
+# stage on 1024 new cached samples, cosine decay over the last 400 steps
+TARGET=(--set teacher_input=clean --set "data.degradation=bicubic:0.3+realesrgan_mild:0.3+realesrgan:0.4")
+realism student-gan6c "$OUT/student-gan4/model.safetensors" 6 1000 "$OUT/student-gan6c/teacher_cache.pt" 600
+realism student-gan7c "$OUT/student-gan6c/model.safetensors" 7 1000 "$OUT/student-gan7c/teacher_cache.pt" 600
 
 # 3. the fidelity dial's F = 1 end: the teacher fine-tuned at t = T-1 by regression to the
 #    HR latent; stage 1 on the cached samples, stage 2 from stage 1 on fresh crops (no
@@ -95,10 +102,10 @@ F=$OUT/faithful/model.safetensors
 
 # 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then
-    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan4/model.safetensors" \
+    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan7c/model.safetensors" \
         --faithful "$F"
     [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
     python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
         --no-gan "$OUT/student-nogan/model.safetensors"
 fi
-echo "trained: $T $OUT/student-gan4/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"
+echo "trained: $T $OUT/student-gan7c/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"

@@ -39,11 +39,18 @@ def test_train_bundled_script_trains_teacher_student_and_ablations(tmp_path):
     assert losses["student-nogan"]["gan"] == 0 and losses["student-nogan"]["hfsd"] > 0
     # the realism stages: regression + GAN, each starting from the stage before
     stages = (("student-gan2", "student"), ("student-gan3", "student-gan2"),
-              ("student-gan4", "student-gan3"))  # fmt: skip
+              ("student-gan4", "student-gan3"), ("student-gan6c", "student-gan4"),
+              ("student-gan7c", "student-gan6c"))  # fmt: skip
     for stage, init in stages:
         prov = read_metadata(out / stage / "model.safetensors")["provenance"]
         assert prov["losses"]["gan"] > 0 and prov["losses"]["hfsd"] == 0
         assert prov["init_from"] == str(out / init / "model.safetensors")
+        # stages 5-6 regress on the teacher's sample of the clean LR, on the heavier mix
+        clean = stage.endswith("c")
+        assert prov["losses"]["teacher_input"] == ("clean" if clean else "lq"), stage
+        cfg = json.loads((out / stage / "config.json").read_text())
+        heavier = cfg["data"]["degradation"] == "bicubic:0.3+realesrgan_mild:0.3+realesrgan:0.4"
+        assert heavier == clean, stage
     # the dial's faithful endpoint: regression to HR only, stage 2 starting from stage 1
     faithful = read_metadata(out / "faithful" / "model.safetensors")["provenance"]
     assert faithful["losses"]["reg_target"] == "hr" and faithful["losses"]["gan"] == 0

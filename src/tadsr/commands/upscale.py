@@ -184,7 +184,7 @@ FIDELITY_HELP = (
     "for tadsr-small; 0, the plain student, for --backend onnxruntime and tadsr export)."
 )
 FIDELITY_AUTO_HELP = (
-    "'auto' picks F per image from its degradation: F = max(0.1, (noise - 2) / 4, (blocks - 1.08)"
+    "'auto' picks F per image from its degradation: F = max(0.2, (noise - 2) / 4, (blocks - 1.08)"
     " / 0.22) clipped to [0, 1] in steps of 0.05, noise = Immerkaer's estimate on the luma "
     "(8-bit levels), blocks = JPEG 8-pixel grid step / inner step; a noisier or blockier "
     "input gets a higher F (the faithful end does not turn noise into texture)."
