@@ -84,6 +84,10 @@ realism student-gan4 "$OUT/student-gan3/model.safetensors" 3 1000 "$OUT/student-
 TARGET=(--set teacher_input=clean --set "data.degradation=bicubic:0.3+realesrgan_mild:0.3+realesrgan:0.4")
 realism student-gan6c "$OUT/student-gan4/model.safetensors" 6 1000 "$OUT/student-gan6c/teacher_cache.pt" 600
 realism student-gan7c "$OUT/student-gan6c/model.safetensors" 7 1000 "$OUT/student-gan7c/teacher_cache.pt" 600
+# the bundled student: the mean of stages 5 and 6 (a lower NIQE than either, MODEL_CARD.md)
+S=$OUT/student-soup67.safetensors
+[ -f "$S" ] || python scripts/average_models.py "$OUT/student-gan6c/model.safetensors" \
+    "$OUT/student-gan7c/model.safetensors" -o "$S"
 
 # 3. the fidelity dial's F = 1 end: the teacher fine-tuned at t = T-1 by regression to the
 #    HR latent; stage 1 on the cached samples, stage 2 from stage 1 on fresh crops (no
@@ -102,10 +106,10 @@ F=$OUT/faithful/model.safetensors
 
 # 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then
-    python scripts/bundle_models.py --teacher "$T" --student "$OUT/student-gan7c/model.safetensors" \
+    python scripts/bundle_models.py --teacher "$T" --student "$S" \
         --faithful "$F"
     [ -d data/photo_val/hr ] || tadsr data photo-val --out data/photo_val
     python benchmarks/model_card.py --regression "$OUT/student-reg/model.safetensors" \
         --no-gan "$OUT/student-nogan/model.safetensors"
 fi
-echo "trained: $T $OUT/student-gan7c/model.safetensors $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"
+echo "trained: $T $S $OUT/student-reg/model.safetensors $OUT/student-nogan/model.safetensors $F"

@@ -51,6 +51,10 @@ def test_train_bundled_script_trains_teacher_student_and_ablations(tmp_path):
         cfg = json.loads((out / stage / "config.json").read_text())
         heavier = cfg["data"]["degradation"] == "bicubic:0.3+realesrgan_mild:0.3+realesrgan:0.4"
         assert heavier == clean, stage
+    # the bundled student: the mean of stages 5 and 6
+    soup = read_metadata(out / "student-soup67.safetensors")["provenance"]["averaged"]
+    assert [s["file"] for s in soup] == [str(out / f"student-gan{n}c" / "model.safetensors")
+                                         for n in (6, 7)]  # fmt: skip
     # the dial's faithful endpoint: regression to HR only, stage 2 starting from stage 1
     faithful = read_metadata(out / "faithful" / "model.safetensors")["provenance"]
     assert faithful["losses"]["reg_target"] == "hr" and faithful["losses"]["gan"] == 0
