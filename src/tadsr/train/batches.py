@@ -73,8 +73,14 @@ def first_index(step: int, micro: int, accum: int, d: Dist, per: int) -> int:
     return ((step * accum + micro) * d.world + d.rank) * per
 
 
+def lr_latent(codec, lq: Tensor, scale: int) -> Tensor:
+    """y: the codec latent of the bicubic-upsampled LR image."""
+    with torch.no_grad():
+        up = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
+        return codec.encode(up)
+
+
 def latents(codec, hr: Tensor, lq: Tensor, scale: int) -> tuple[Tensor, Tensor]:
     """(x0, y): codec latents of the HR image and of the bicubic-upsampled LR image."""
     with torch.no_grad():
-        up = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
-        return codec.encode(hr), codec.encode(up)
+        return codec.encode(hr), lr_latent(codec, lq, scale)

@@ -37,6 +37,7 @@ from tadsr.train.batches import (
     disc_noise,
     first_index,
     latents,
+    lr_latent,
     per_process,
     step_generator,
 )
@@ -139,7 +140,7 @@ class DistillObjective:
             zt = x0  # a placeholder when no loss reads the teacher's sample
             if needs_teacher_sample(cfg):
                 with torch.no_grad():
-                    zt = teacher_target(teacher, cfg, mb.hr, mb.lq, eps)
+                    zt = teacher_target(teacher, cfg, mb.hr, mb.lq, eps, y)
             yield mb.hr, mb.lq, eps, zt, mb.generator
 
     def close(self) -> None:
@@ -320,15 +321,17 @@ def needs_teacher_sample(cfg: DistillConfig) -> bool:
     return reg or (cfg.w_hfsd > 0 and cfg.hfsd_reference == "teacher")
 
 
-def teacher_target(teacher, cfg: DistillConfig, hr, lq, eps):
+def teacher_target(teacher, cfg: DistillConfig, hr, lq, eps, y=None):
     """The regression target: the teacher's deterministic sample, over all T steps or
     (``cfg.teacher_steps``) respaced to fewer, from the student's own starting point (the
-    student's LR ``lq`` and noise ``eps``) or, with ``teacher_input: clean``, from the bicubic
-    /scale of the HR crop ``hr`` with the same noise. Images in [-1, 1]."""
+    student's LR ``lq``, its latent ``y`` when the caller has it, and noise ``eps``) or, with
+    ``teacher_input: clean``, from the bicubic /scale of the HR crop ``hr`` with the same
+    noise. Images in [-1, 1]."""
     if cfg.teacher_input == "clean":
         clean = BicubicDegradation(teacher.scale)((hr + 1) / 2)
-        lq = (clean * 2 - 1).to(lq.dtype)
-    _, y = latents(teacher.codec, hr, lq, teacher.scale)
+        lq, y = (clean * 2 - 1).to(lq.dtype), None
+    if y is None:
+        y = lr_latent(teacher.codec, lq, teacher.scale)
     n = cfg.teacher_steps
     process = teacher.process if not n else teacher.process.respaced(n)
     return sample_deterministic(Denoiser(teacher.net, process), y, lq, noise=eps)
