@@ -2,7 +2,14 @@
 
 from tadsr.losses.adversarial import d_hinge_loss, g_hinge_loss
 from tadsr.losses.hfsd import hfsd_loss
-from tadsr.losses.regression import regression_loss
+from tadsr.losses.regression import regression_loss, split_regression_loss
 from tadsr.losses.teacher import teacher_loss
 
-__all__ = ["d_hinge_loss", "g_hinge_loss", "hfsd_loss", "regression_loss", "teacher_loss"]
+__all__ = [
+    "d_hinge_loss",
+    "g_hinge_loss",
+    "hfsd_loss",
+    "regression_loss",
+    "split_regression_loss",
+    "teacher_loss",
+]

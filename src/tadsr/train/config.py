@@ -127,6 +127,12 @@ class DistillConfig:
     # regression target: teacher (the teacher's deterministic sample, the paper) | hr (the
     # ground-truth latent: a faithful one-step model, the dial's F = 1 end)
     reg_target: str = "teacher"
+    # < 1: the regression weighs the high frequencies of the decoded images' difference by
+    # this, the low ones by 1 (a Gaussian split of sigma reg_hf_sigma HR pixels; at 1.5 the
+    # split is at the x4 LR's Nyquist frequency): the discriminator alone then says what the
+    # detail the LR cannot carry looks like (Fritsche et al. 2019); 1 = the paper's loss
+    reg_hf_weight: float = 1.0
+    reg_hf_sigma: float = 1.5
     # HFSD reference: teacher (TAD-SR) | hr (the official code's score_distill_target option)
     # | noise (plain score distillation)
     hfsd_reference: str = "teacher"
@@ -410,6 +416,11 @@ def _check_distill(cfg: DistillConfig) -> None:
     for name in ("disc_t_max", "disc_probe", "disc_pretrain", "disc_energy"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
+    if not cfg.reg_hf_weight >= 0 or not cfg.reg_hf_sigma > 0:
+        raise ValueError(
+            f"reg_hf_weight must be 0 or more and reg_hf_sigma positive, got "
+            f"{cfg.reg_hf_weight} and {cfg.reg_hf_sigma}"
+        )
     if cfg.disc_steps < 1:
         raise ValueError(f"disc_steps must be at least 1, got {cfg.disc_steps}")
 

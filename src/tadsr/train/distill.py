@@ -7,11 +7,13 @@ Per step, with one eps shared by student and teacher:
 where z_teacher is the teacher's deterministic T-step sample from the same z (or, with
 `reg_target: hr`, the HR latent: a faithful one-step model; with `teacher_input: clean`, the
 teacher's sample from the bicubic LR of the same HR crop, so that a noisy or JPEG input is
-taught the teacher's picture of the clean photo). The time-aware discriminator
-(heads over the frozen teacher encoder, or with `disc_kind: pixel` a patch discriminator on
-the decoded x_t) is updated first: `loss` yields the discriminator's loss(es) before the
-student's, and the training loop steps the discriminator's optimiser on each before it asks
-for the next (the objective holds no optimiser and steps nothing).
+taught the teacher's picture of the clean photo). With `reg_hf_weight` w < 1 the regression
+weighs the decoded difference's high frequencies by w (`split_regression_loss`). The
+time-aware discriminator (heads over the frozen teacher encoder, or with `disc_kind: pixel`
+a patch discriminator on the decoded x_t) is updated first: `loss` yields the
+discriminator's loss(es) before the student's, and the training loop steps the
+discriminator's optimiser on each before it asks for the next (the objective holds no
+optimiser and steps nothing).
 
 The teacher's T steps dominate the cost on a CPU. With `teacher_cache = N` the run first
 computes N fixed (crop, degradation, eps, z_teacher) samples, then trains on them with fresh
@@ -29,7 +31,13 @@ import torch
 
 from tadsr.data.degradation import BicubicDegradation
 from tadsr.diffusion import Denoiser, sample_deterministic
-from tadsr.losses import d_hinge_loss, g_hinge_loss, hfsd_loss, regression_loss
+from tadsr.losses import (
+    d_hinge_loss,
+    g_hinge_loss,
+    hfsd_loss,
+    regression_loss,
+    split_regression_loss,
+)
 from tadsr.losses.adversarial import all_logits
 from tadsr.nets.discriminator import PixelDiscriminator, TimeAwareDiscriminator
 from tadsr.nets.unet import feature_channels
@@ -165,7 +173,13 @@ class DistillObjective:
                 terms.update(d_loss.terms)
                 yield d_loss
         target = x0_gt if cfg.reg_target == "hr" else z_teacher
-        loss = cfg.w_reg * (l_reg := regression_loss(x0_hat, target))
+        if cfg.reg_hf_weight == 1:
+            l_reg = regression_loss(x0_hat, target)
+        else:
+            l_reg = split_regression_loss(
+                x0_hat, target, self.teacher.codec.decode, cfg.reg_hf_weight, cfg.reg_hf_sigma
+            )
+        loss = cfg.w_reg * l_reg
         terms["reg"] = l_reg.item()
         if cfg.w_hfsd > 0:
             ref = x0_gt if cfg.hfsd_reference == "hr" else z_teacher
@@ -375,6 +389,7 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
         "hfsd_reference": cfg.hfsd_reference,
         "hfsd_noise": cfg.hfsd_noise,
         "reg_target": cfg.reg_target,
+        "reg_hf_weight": cfg.reg_hf_weight,
         "teacher_input": cfg.teacher_input,
         "disc_kind": cfg.disc_kind,
         "disc_energy": cfg.disc_energy,
