@@ -14,6 +14,7 @@ from tadsr.data.degradation import (
     BicubicDegradation,
     DegradationConfig,
     FaceDegradationConfig,
+    LRNoiseConfig,
     add_gaussian_noise,
     add_poisson_noise,
     build_degradation,
@@ -49,7 +50,9 @@ def _highfreq_energy(x: torch.Tensor) -> float:
     return float(f[..., mask].sum())
 
 
-@pytest.mark.parametrize("name", ["realesrgan", "realesrgan_official", "bicubic", "face"])
+@pytest.mark.parametrize(
+    "name", ["realesrgan", "realesrgan_official", "bicubic", "lr_noise", "face"]
+)
 def test_deterministic_shape_range_grid(hr, name):
     deg = build_degradation(name)
     a, b = deg(hr, _gen(7)), deg(hr, _gen(7))
@@ -99,6 +102,29 @@ def test_bicubic_matches_antialiased_interpolate(hr):
     lr = BicubicDegradation(4)(hr, None)
     ref = F.interpolate(hr, scale_factor=0.25, mode="bicubic", antialias=True).clamp(0, 1)
     assert (lr - ref).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_lr_noise_puts_noise_then_jpeg_on_the_sharp_lr_grid(hr):
+    """lr_noise = JPEG(bicubic /4 + noise): without noise it is libjpeg's round trip of the
+    bicubic LR at the drawn quality; with gray noise of sigma 12 and a near-lossless JPEG (its
+    4:2:0 chroma would average colour noise) the residual against the bicubic LR has that
+    spread, the same in every channel."""
+    from tadsr.data.degradation import LRNoiseDegradation
+
+    clean = BicubicDegradation(4)(hr)
+    no_noise = LRNoiseConfig(gaussian_noise_prob=1.0, noise_range=(0.0, 0.0), jpeg_range=(40, 40))
+    got = build_degradation("lr_noise", config=no_noise)(hr, _gen(0))
+    assert torch.equal(got, jpeg_compress(clean, 40.0))
+    noisy = LRNoiseConfig(
+        gaussian_noise_prob=1.0, noise_range=(12.0, 12.0), gray_noise_prob=1.0,
+        jpeg_range=(100, 100),
+    )  # fmt: skip
+    res = (LRNoiseDegradation(noisy)(hr, _gen(1)) - clean) * 255
+    assert res.std().item() == pytest.approx(12.0, rel=0.1)
+    r, gch = res[:, 0].flatten(), res[:, 1].flatten()
+    assert torch.corrcoef(torch.stack([r, gch]))[0, 1].item() > 0.9
+    with pytest.raises(TypeError, match="takes an LRNoiseConfig"):
+        build_degradation("lr_noise", config=DegradationConfig())
 
 
 def test_face_pipeline_runs(hr):

@@ -72,7 +72,7 @@ def test_with_noise_the_device_path_matches_the_reference_statistically(crops):
     assert abs(eb / ea - 1) < 0.10, (ea, eb)
 
 
-@pytest.mark.parametrize("name", ["mixed", "face"])
+@pytest.mark.parametrize("name", ["mixed", "face", "lr_noise"])
 def test_every_degradation_has_a_device_path(crops, name):
     ref, dev = build_degradation(name), build_degradation(name, on_device=True)
     a, b = (f(crops, torch.Generator().manual_seed(1)) for f in (ref, dev))

@@ -148,7 +148,7 @@ def register(subparsers) -> None:
     pp.add_argument(
         "--degradation",
         default="realesrgan",
-        choices=("realesrgan", "realesrgan_mild", "bicubic", "face", "mixed"),
+        choices=("realesrgan", "realesrgan_mild", "bicubic", "lr_noise", "face", "mixed"),
     )
     pp.add_argument("--seed", type=int, default=0)
     pp.add_argument(
