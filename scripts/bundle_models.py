@@ -26,7 +26,8 @@ DESCRIPTIONS = {
     "tadsr-small-teacher": "ResShift teacher (x4, 15 steps), trained here on the photo corpus "
     "with clean, mild and heavy LR",
     "tadsr-small-faithful": "faithful one-step endpoint of the fidelity dial (x4): the teacher "
-    "fine-tuned at t = T-1 by regression to the HR latent",
+    "fine-tuned at t = T-1 by regression to the HR latent, the last three stages on inputs "
+    "with noise and JPEG on the LR grid (lr_noise)",
 }
 
 

@@ -103,6 +103,22 @@ F=$OUT/faithful/model.safetensors
     --losses reg --set reg_target=hr "${STAGE1[@]}" "${COMMON[@]}"
 [ -f "$F" ] || tadsr train distill --config "$CONFIG" --teacher "$T" --out "$OUT/faithful" \
     --losses reg --set reg_target=hr --set "run.init_from=$F1" "${STAGE2[@]}" "${COMMON[@]}"
+# stages 3-5 (fourth session): the same on fresh crops of mixes with lr_noise (noise and JPEG
+# on the sharp LR grid), which taught the endpoint to clean heavy inputs: the bundled F = 1
+faithful_n() {  # OUT_NAME INIT SEED STEPS DECAY_FROM MIX
+    local it=()
+    [ "$CONFIG" = small ] && it=(--set "run.iterations=$4" --set "optim.decay_from=$5")
+    [ -f "$OUT/$1/model.safetensors" ] || tadsr train distill --config "$CONFIG" --teacher "$T" \
+        --out "$OUT/$1" --losses reg --set reg_target=hr --set teacher_cache=0 \
+        --set "run.init_from=$2" --set "run.seed=$3" --set "data.degradation=$6" "${it[@]}" \
+        "${COMMON[@]}"
+}
+NOISY=bicubic:0.3+realesrgan_mild:0.2+realesrgan:0.25+lr_noise:0.25
+NOISY2=bicubic:0.4+realesrgan_mild:0.2+realesrgan:0.2+lr_noise:0.2
+faithful_n faithful-n3 "$F" 11 1000 600 "$NOISY"
+faithful_n faithful-n4 "$OUT/faithful-n3/model.safetensors" 12 1500 900 "$NOISY2"
+faithful_n faithful-n5 "$OUT/faithful-n4/model.safetensors" 13 4000 2500 "$NOISY2"
+F=$OUT/faithful-n5/model.safetensors
 
 # 4. bundle and measure
 if [ "$BUNDLE" = 1 ]; then

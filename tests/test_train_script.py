@@ -59,6 +59,14 @@ def test_train_bundled_script_trains_teacher_student_and_ablations(tmp_path):
     faithful = read_metadata(out / "faithful" / "model.safetensors")["provenance"]
     assert faithful["losses"]["reg_target"] == "hr" and faithful["losses"]["gan"] == 0
     assert faithful["init_from"] == str(out / "faithful-stage1" / "model.safetensors")
+    # stages 3-5 of the endpoint, each from the one before, on mixes with lr_noise
+    for stage, init in (("faithful-n3", "faithful"), ("faithful-n4", "faithful-n3"),
+                        ("faithful-n5", "faithful-n4")):  # fmt: skip
+        prov = read_metadata(out / stage / "model.safetensors")["provenance"]
+        assert prov["losses"]["reg_target"] == "hr" and prov["losses"]["gan"] == 0, stage
+        assert prov["init_from"] == str(out / init / "model.safetensors"), stage
+        cfg = json.loads((out / stage / "config.json").read_text())
+        assert "lr_noise:0." in cfg["data"]["degradation"] and cfg["teacher_cache"] == 0, stage
     # the ablations reuse the full run's teacher targets instead of recomputing them
     assert not (out / "student-reg" / "teacher_cache.pt").exists()
     cfg = json.loads((out / "student-reg" / "config.json").read_text())
