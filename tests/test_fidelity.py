@@ -264,9 +264,11 @@ def test_auto_reblends_per_image_as_the_fixed_value_would(pair, photo):
     got = [auto(x) for x in (noisy, flat, noisy)]
     assert auto.last_fidelity == 1.0
     one = Upscaler.from_pretrained(student, fidelity=1.0, fidelity_endpoint=teacher)
-    low = Upscaler.from_pretrained(student, fidelity=0.2, fidelity_endpoint=teacher)
+    from tadsr.inference.fidelity import AUTO_FLOOR
+
+    low = Upscaler.from_pretrained(student, fidelity=AUTO_FLOOR, fidelity_endpoint=teacher)
     assert np.array_equal(got[0], one(noisy)) and np.array_equal(got[2], got[0])
-    assert np.array_equal(got[1], low(flat))  # a clean input: auto's floor, 0.2
+    assert np.array_equal(got[1], low(flat))  # a clean input: auto's floor
 
 
 def test_photo_val_method_spec_takes_a_fidelity():
