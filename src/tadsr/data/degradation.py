@@ -422,11 +422,12 @@ class LRNoiseDegradation:
     ) -> None:
         self.config = config or LRNoiseConfig()
         self.scale = int(scale)
+        self.bicubic = BicubicDegradation(self.scale)
         self.on_device = on_device  # as RealESRGANDegradation's
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         cfg, g = self.config, generator
-        x = BicubicDegradation(self.scale)(hr)
+        x = self.bicubic(hr)
         gn = noise_generator(x, g) if self.on_device else g
         x = random_noise(
             x, g, cfg.gaussian_noise_prob, cfg.noise_range, cfg.poisson_scale_range,

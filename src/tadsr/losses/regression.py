@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from tadsr.nets.unet import gaussian_taps
+from tadsr.nets.unet import gaussian_taps, separable_blur
 
 
 def regression_loss(x0_hat: Tensor, z_teacher: Tensor) -> Tensor:
@@ -23,13 +23,9 @@ def regression_loss(x0_hat: Tensor, z_teacher: Tensor) -> Tensor:
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of each channel of (B,C,H,W), reflected borders."""
     taps = gaussian_taps(sigma).to(x)
-    r, c = taps.numel() // 2, x.shape[1]
-    if min(x.shape[-2:]) <= r:
-        raise ValueError(f"a Gaussian of sigma {sigma} needs images over {r} pixels a side")
-    h = taps.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    v = taps.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), h, groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), v, groups=c)
+    if min(x.shape[-2:]) <= taps.numel() // 2:
+        raise ValueError(f"a Gaussian of sigma {sigma} needs images over {taps.numel() // 2} px")
+    return separable_blur(x, taps, "reflect")
 
 
 def split_regression_loss(
