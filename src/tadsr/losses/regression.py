@@ -25,7 +25,7 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     taps = gaussian_taps(sigma).to(x)
     if min(x.shape[-2:]) <= taps.numel() // 2:
         raise ValueError(f"a Gaussian of sigma {sigma} needs images over {taps.numel() // 2} px")
-    return separable_blur(x, taps, "reflect")
+    return separable_blur(x, taps, "reflect", x.shape[1])
 
 
 def split_regression_loss(

@@ -64,10 +64,11 @@ def gaussian_taps(sigma: float) -> Tensor:
     return (g / g.sum()).float()
 
 
-def separable_blur(x: Tensor, taps: Tensor, pad_mode: str) -> Tensor:
-    """Each channel of (B,C,H,W) filtered by the 1-D ``taps`` along x, then along y, with the
-    borders padded by ``pad_mode`` (an ``F.pad`` mode)."""
-    c, r = x.shape[1], taps.numel() // 2
+def separable_blur(x: Tensor, taps: Tensor, pad_mode: str, channels: int) -> Tensor:
+    """Each of the ``channels`` channels of (B,C,H,W) filtered by the 1-D ``taps`` along x,
+    then along y, with the borders padded by ``pad_mode`` (an ``F.pad`` mode). ``channels`` is
+    a plain int, not read from ``x``, so that an ONNX trace keeps the kernel's shape fixed."""
+    c, r = channels, taps.numel() // 2
     kx = taps.view(1, 1, 1, -1).expand(c, 1, 1, -1)
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=pad_mode), kx, groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=pad_mode), kx.transpose(2, 3), groups=c)
@@ -91,7 +92,7 @@ class LQSkip(nn.Module):
     def forward(self, lq: Tensor) -> Tensor:
         x = lq.float()
         if self.taps.numel() > 1:
-            x = separable_blur(x, self.taps, "replicate")
+            x = separable_blur(x, self.taps, "replicate", self.channels)
         p = self.weight.shape[-1] // 2
         return F.conv2d(F.pad(x, (p, p, p, p), mode="replicate"), self.weight)
 
