@@ -51,7 +51,7 @@ def _highfreq_energy(x: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(
-    "name", ["realesrgan", "realesrgan_official", "bicubic", "lr_noise", "face"]
+    "name", ["realesrgan", "realesrgan_official", "bicubic", "lr_noise", "lr_noise_heavy", "face"]
 )
 def test_deterministic_shape_range_grid(hr, name):
     deg = build_degradation(name)
@@ -125,6 +125,23 @@ def test_lr_noise_puts_noise_then_jpeg_on_the_sharp_lr_grid(hr):
     assert torch.corrcoef(torch.stack([r, gch]))[0, 1].item() > 0.9
     with pytest.raises(TypeError, match="takes an LRNoiseConfig"):
         build_degradation("lr_noise", config=DegradationConfig())
+
+
+def test_lr_noise_heavy_draws_only_from_the_heavy_end(hr):
+    """lr_noise_heavy: noise sigma >= 8 before a JPEG of quality <= 65, so on every seed its
+    LR is further from the clean bicubic LR than the lightest JPEG it allows (65, no noise),
+    and the plain lr_noise preset, which reaches sigma 2 and JPEG 95, is not always."""
+    clean = BicubicDegradation(4)(hr)
+    floor = (jpeg_compress(clean, 65.0) - clean).pow(2).mean().sqrt().item()
+
+    def rms(name: str, seed: int) -> float:
+        lr = build_degradation(name)(hr[:1], _gen(seed))
+        return (lr - clean[:1]).pow(2).mean().sqrt().item()
+
+    heavy = [rms("lr_noise_heavy", s) for s in range(8)]
+    light = [rms("lr_noise", s) for s in range(8)]
+    assert min(heavy) > floor
+    assert min(light) < floor < max(light)
 
 
 def test_face_pipeline_runs(hr):

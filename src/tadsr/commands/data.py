@@ -148,7 +148,10 @@ def register(subparsers) -> None:
     pp.add_argument(
         "--degradation",
         default="realesrgan",
-        choices=("realesrgan", "realesrgan_mild", "bicubic", "lr_noise", "face", "mixed"),
+        choices=(
+            "realesrgan", "realesrgan_mild", "bicubic", "lr_noise", "lr_noise_heavy", "face",
+            "mixed",
+        ),
     )
     pp.add_argument("--seed", type=int, default=0)
     pp.add_argument(

@@ -107,6 +107,20 @@ class LRNoiseConfig(DictConfig):
     jpeg_range: tuple[float, float] = (40.0, 95.0)
 
 
+#: Named LR-grid presets: "lr_noise" spans light to heavy; "lr_noise_heavy" draws only from
+#: the heavy end (noise sigma 8-20, JPEG 30-65), where the photo-val heavy kind (sigma 10-15,
+#: JPEG 50-60) lies. With "lr_noise" about one sample in five lands in that range.
+LR_NOISE_PRESETS: dict[str, LRNoiseConfig] = {
+    "lr_noise": LRNoiseConfig(),
+    "lr_noise_heavy": LRNoiseConfig(
+        gaussian_noise_prob=0.7,
+        noise_range=(8.0, 20.0),
+        poisson_scale_range=(1.0, 3.0),
+        jpeg_range=(30.0, 65.0),
+    ),
+}
+
+
 #: Named presets: "paper" (ResShift / TAD-SR training) and "realesrgan_official".
 PRESETS: dict[str, DegradationConfig] = {
     "paper": DegradationConfig(),
@@ -478,7 +492,8 @@ class MixedDegradation:
 #: paper's 20 % (on whole photos it beat clean 30 / mild 30 / paper 40, see MODEL_CARD.md).
 MIXTURES = {"mixed": [("bicubic", 0.5), ("realesrgan_mild", 0.3), ("realesrgan", 0.2)]}
 DEGRADATIONS = (
-    "realesrgan", "realesrgan_mild", "bicubic", "lr_noise", "face", "mixed", "NAME:P+NAME:P...",
+    "realesrgan", "realesrgan_mild", "bicubic", "lr_noise", "lr_noise_heavy", "face", "mixed",
+    "NAME:P+NAME:P...",
 )  # fmt: skip
 
 
@@ -501,7 +516,8 @@ def build_degradation(
     on_device: bool = False,
 ) -> Degradation:
     """A degradation by name: "realesrgan" (also "realesrgan_official", "realesrgan_mild"),
-    "bicubic", "lr_noise", "face", or a mixture: "mixed" or "bicubic:0.3+realesrgan:0.7".
+    "bicubic", "lr_noise" (also "lr_noise_heavy"), "face", or a mixture: "mixed" or
+    "bicubic:0.3+realesrgan:0.7".
     ``on_device``: the batched tensor path (see `RealESRGANDegradation`)."""
     dev = on_device
     if name in MIXTURES or "+" in name or ":" in name:
@@ -512,10 +528,10 @@ def build_degradation(
         if config is not None and not isinstance(config, DegradationConfig):
             raise TypeError(f"degradation {name!r} takes a DegradationConfig")
         return RealESRGANDegradation(config or PRESETS[presets[name]], scale, dev)
-    if name == "lr_noise":
+    if name in LR_NOISE_PRESETS:
         if config is not None and not isinstance(config, LRNoiseConfig):
-            raise TypeError("degradation 'lr_noise' takes an LRNoiseConfig")
-        return LRNoiseDegradation(config, scale, dev)
+            raise TypeError(f"degradation {name!r} takes an LRNoiseConfig")
+        return LRNoiseDegradation(config or LR_NOISE_PRESETS[name], scale, dev)
     if name == "bicubic":
         return BicubicDegradation(scale)
     if name == "face":
