@@ -56,10 +56,10 @@ def parse_spec(spec: str) -> dict:
             "dtype": dtype or "fp32", "fidelity": fidelity or None}  # fmt: skip
 
 
-def model_method(spec: str, threads: int):
+def model_method(spec: str, threads: int, seed: int = 0):
     from tadsr.inference.upscaler import Upscaler
 
-    up = Upscaler.from_pretrained(**parse_spec(spec), seed=0, tile=0)
+    up = Upscaler.from_pretrained(**parse_spec(spec), seed=seed, tile=0)
     return lambda img: up(img)
 
 
@@ -116,8 +116,10 @@ def evaluate(
     kinds: tuple[str, ...] = KINDS,
     threads: int = 1,
     grids: bool = True,
+    seed: int = 0,
 ) -> list[dict]:
-    """Rows of metrics per (LR kind, method); methods are (label, MODEL[@STEPS][!DTYPE][~F])."""
+    """Rows of metrics per (LR kind, method); methods are (label, MODEL[@STEPS][!DTYPE][~F]).
+    ``seed``: the models' sampling-noise seed (another seed measures the spread it causes)."""
     torch.set_num_threads(threads)
     if not (val / "hr").is_dir():
         raise SystemExit(f"{val}: no validation set; run `tadsr data photo-val --out {val}`")
@@ -134,7 +136,7 @@ def evaluate(
             columns.append((ref, d))
         for label, model in methods:
             d = out / kind / label
-            timing[label] = run(model_method(model, threads), lr_dir, d)
+            timing[label] = run(model_method(model, threads, seed), lr_dir, d)
             columns.append((label, d))
         for label, d in columns:
             m = compute_metrics(d, val / "hr", METRICS)
@@ -164,6 +166,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--no-grids", action="store_true")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="the models' sampling-noise seed (default 0)"
+    )
     args = ap.parse_args()
     methods = [tuple(m.split("=", 1)) for m in args.method]
     rows = evaluate(
@@ -174,6 +179,7 @@ def main() -> None:
         tuple(args.kinds.split(",")),
         args.threads,
         not args.no_grids,
+        args.seed,
     )
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "val": args.val}, indent=1) + "\n")

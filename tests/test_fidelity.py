@@ -141,6 +141,10 @@ def test_values_and_plans():
     assert fidelity_plan("tadsr-small") == ((None, None) if not default else (default, endpoint))
     with pytest.raises(ValueError, match="no faithful endpoint"):
         fidelity_plan("tadsr-small-teacher", 0.5)
+    # F = 0 is the model itself, so a model with no endpoint runs as it is
+    assert fidelity_plan("tadsr-small-teacher", 0) == (None, None)
+    assert fidelity_plan("own.safetensors", "0") == (None, None)
+    assert fidelity_plan("tadsr-small", 0) == (0.0, "tadsr-small-faithful")
     with pytest.raises(ValueError, match="needs a fidelity"):
         fidelity_plan("own.safetensors", None, "other.safetensors")
 
@@ -189,7 +193,7 @@ def test_cli_records_the_fidelity_and_default_output_is_unchanged(capsys, tmp_pa
                                                                   pair):  # fmt: skip
     student, teacher = pair
     dial = ["--fidelity-endpoint", teacher, "--fidelity"]
-    runs = {"plain": [], "0": [*dial, "0"], "0.5": [*dial, "0.5"]}
+    runs = {"plain": [], "0": [*dial, "0"], "0.5": [*dial, "0.5"], "alone": ["--fidelity", "0"]}
     for name, extra in runs.items():
         code, err = _cli(capsys, lr_png, "-o", tmp_path / name, "-q", "--model", student, *extra)
         assert code == 0, err
@@ -198,7 +202,7 @@ def test_cli_records_the_fidelity_and_default_output_is_unchanged(capsys, tmp_pa
     assert images["0"].info["tadsr:fidelity"] == "0"
     assert images["0.5"].info["tadsr:fidelity"] == "0.5"
     px = {n: np.asarray(im).astype(int) for n, im in images.items()}
-    assert np.array_equal(px["plain"], px["0"])
+    assert np.array_equal(px["plain"], px["0"]) and np.array_equal(px["plain"], px["alone"])
     assert np.abs(px["0.5"] - px["0"]).max() > 0
     # the bundled default is the registry's default_fidelity: the picture of asking for it
     default = str(registry()["tadsr-small"]["default_fidelity"])

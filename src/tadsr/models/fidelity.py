@@ -57,7 +57,8 @@ def fidelity_plan(
 ) -> tuple[float | str | None, str | None]:
     """(F or "auto", the endpoint to blend with) for loading `model`, or (None, None) for the
     model as it is. `fidelity` None means the registry's "default_fidelity" (a default of 0
-    loads the plain model, so its output stays what it was). `fixed`: for one fixed graph
+    loads the plain model, so its output stays what it was; so does F = 0 for a model with no
+    endpoint, since the dial's F = 0 end is the model itself). `fixed`: for one fixed graph
     (ONNX), where a default of "auto" cannot be, the plain model (F = 0) stands in. ValueError
     in one line for a bad value, or a fidelity with no endpoint known."""
     f = parse_fidelity(fidelity)
@@ -70,6 +71,8 @@ def fidelity_plan(
         if not f:
             return None, None
     found = endpoint_for(model, endpoint)
+    if found is None and f == 0:  # the realism end is the model itself: nothing to blend
+        return None, None
     if found is None:
         from tadsr.models import DEFAULT_MODEL
 
