@@ -1,4 +1,5 @@
-"""Distillation regression (SinSR / TAD-SR): L_reg = mean((x0_hat - z_teacher)^2), and a
+"""Distillation regression (SinSR / TAD-SR): L_reg = mean((x0_hat - z_teacher)^2) (or, with
+``norm="l1"``, mean |x0_hat - z_teacher|, the usual pixel loss of PSNR-oriented SR), and a
 frequency-split form that weights the high frequencies the LR input cannot carry by w.
 
 The split follows the frequency separation of Fritsche et al. (ICCVW 2019): the pixel loss
@@ -15,8 +16,14 @@ from torch import Tensor
 from tadsr.nets.unet import gaussian_taps, separable_blur
 
 
-def regression_loss(x0_hat: Tensor, z_teacher: Tensor) -> Tensor:
-    """L_reg = || x0_hat - z_teacher ||^2 (mean over all elements)."""
+def regression_loss(x0_hat: Tensor, z_teacher: Tensor, norm: str = "l2") -> Tensor:
+    """L_reg = || x0_hat - z_teacher ||^2 (mean over all elements); ``norm="l1"``: the mean
+    absolute difference, whose gradient does not shrink with the error, so small residuals
+    (faint blotches on flat areas) weigh as much per pixel as large ones."""
+    if norm == "l1":
+        return F.l1_loss(x0_hat, z_teacher.detach())
+    if norm != "l2":
+        raise ValueError(f"regression norm must be l2 or l1, got {norm!r}")
     return F.mse_loss(x0_hat, z_teacher.detach())
 
 

@@ -133,6 +133,8 @@ class DistillConfig:
     # detail the LR cannot carry looks like (Fritsche et al. 2019); 1 = the paper's loss
     reg_hf_weight: float = 1.0
     reg_hf_sigma: float = 1.5
+    # l2 (the paper's squared error) | l1 (mean absolute error, as PSNR-oriented SR trains)
+    reg_norm: str = "l2"
     # HFSD reference: teacher (TAD-SR) | hr (the official code's score_distill_target option)
     # | noise (plain score distillation)
     hfsd_reference: str = "teacher"
@@ -399,6 +401,7 @@ def check(cfg: Any) -> None:
 
 CHOICES = {
     "reg_target": ("teacher", "hr"),
+    "reg_norm": ("l2", "l1"),
     "teacher_input": ("lq", "clean"),
     "hfsd_reference": ("teacher", "hr", "noise"),
     "hfsd_noise": ("gaussian", "uniform"),
@@ -421,6 +424,8 @@ def _check_distill(cfg: DistillConfig) -> None:
             f"reg_hf_weight must be 0 or more and reg_hf_sigma positive, got "
             f"{cfg.reg_hf_weight} and {cfg.reg_hf_sigma}"
         )
+    if cfg.reg_norm != "l2" and cfg.reg_hf_weight != 1:
+        raise ValueError("reg_hf_weight < 1 splits a squared error; it needs reg_norm l2")
     if cfg.disc_steps < 1:
         raise ValueError(f"disc_steps must be at least 1, got {cfg.disc_steps}")
 

@@ -7,7 +7,8 @@ Per step, with one eps shared by student and teacher:
 where z_teacher is the teacher's deterministic T-step sample from the same z (or, with
 `reg_target: hr`, the HR latent: a faithful one-step model; with `teacher_input: clean`, the
 teacher's sample from the bicubic LR of the same HR crop, so that a noisy or JPEG input is
-taught the teacher's picture of the clean photo). With `reg_hf_weight` w < 1 the regression
+taught the teacher's picture of the clean photo). `reg_norm: l1` makes the regression a mean
+absolute error. With `reg_hf_weight` w < 1 the regression
 weighs the decoded difference's high frequencies by w (`split_regression_loss`). The
 time-aware discriminator (heads over the frozen teacher encoder, or with `disc_kind: pixel`
 a patch discriminator on the decoded x_t) is updated first: `loss` yields the
@@ -174,7 +175,7 @@ class DistillObjective:
                 yield d_loss
         target = x0_gt if cfg.reg_target == "hr" else z_teacher
         if cfg.reg_hf_weight == 1:
-            l_reg = regression_loss(x0_hat, target)
+            l_reg = regression_loss(x0_hat, target, cfg.reg_norm)
         else:
             l_reg = split_regression_loss(
                 x0_hat, target, self.teacher.codec.decode, cfg.reg_hf_weight, cfg.reg_hf_sigma
