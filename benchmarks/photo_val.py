@@ -141,7 +141,10 @@ def evaluate(
         for label, d in columns:
             m = compute_metrics(d, val / "hr", METRICS)
             row = {"kind": kind, "method": label, "s_per_mp": timing[label], **m["mean"]}
-            row["per_image_psnr"] = {k: round(v["psnr"], 2) for k, v in m["per_image"].items()}
+            for metric in ("psnr", "niqe"):
+                row[f"per_image_{metric}"] = {
+                    k: round(v[metric], 2) for k, v in m["per_image"].items()
+                }
             rows.append(row)
             print(
                 f"{kind:5s} {label:28s} PSNR-Y {row['psnr']:6.2f}  SSIM-Y {row['ssim']:.4f}  "
