@@ -157,6 +157,22 @@ def test_bad_options_are_refused_with_one_line(server, crops):
     assert st["state"] == "error" and "choose 1 to 15" in st["message"]
 
 
+def test_fidelity_0_runs_a_model_without_a_dial_as_it_is(server, crops):
+    """As `tadsr upscale --fidelity 0`: the dial's realism end is the model itself, so a model
+    with no faithful endpoint runs unchanged; any other F is still refused."""
+    results = []
+    for extra in ({}, {"fidelity": "0"}):
+        status, job = server.submit(crops[1], name="x.png", model="tadsr-small-teacher",
+                                    steps=1, **extra)  # fmt: skip
+        assert status == 200, job
+        assert server.wait(job["id"])["state"] == "done"
+        results.append(server.request("GET", f"/api/jobs/{job['id']}/result.png")[2])
+    np.testing.assert_array_equal(decode_png(results[0]), decode_png(results[1]))
+    status, body = server.submit(crops[1], name="x.png", model="tadsr-small-teacher",
+                                 fidelity="0.25")  # fmt: skip
+    assert status == 400 and "has no fidelity dial" in body["error"], body
+
+
 def test_only_the_apps_routes_and_no_request_path_reaches_files(server, crops):
     for path in [
         "/etc/passwd",

@@ -201,7 +201,9 @@ class _Routes:
             raise ValueError(f"steps must be a positive number, got {steps}")
         fidelity = parse_fidelity(q.get("fidelity") or None)
         if fidelity is not None and model not in self.cfg.fidelity:
-            raise ValueError(f"model {model} has no fidelity dial (no faithful endpoint)")
+            if fidelity != 0:
+                raise ValueError(f"model {model} has no fidelity dial (no faithful endpoint)")
+            fidelity = None  # the dial's F = 0 end is the model itself, as in the CLI and API
         return JobOptions(model, steps, tile, color_fix, _int(q, "seed", 0), fidelity,
                           *_output_options(q))  # fmt: skip
 
