@@ -160,3 +160,48 @@ def test_face_distillation_uses_the_face_teachers_data():
     assert student.data == teacher.data
     assert student.data.degradation == "face" and student.data.crop_size == 512
     assert (student.w_hfsd, student.w_gan) == (0.1, 0.2)
+
+
+def test_photo_val_adds_a_corpus_validation_split_and_drops_it_again(tmp_path, capsys):
+    """--corpus: the corpus's val-split photos (never its train split) join the set, area-shrunk
+    to max_side with their manifest licence; a later run without it leaves exactly the base set."""
+    from skimage import data as skdata
+
+    from tadsr.cli import main
+    from tadsr.data.corpus import build_folder_corpus
+    from tadsr.data.photoval import make_photo_val
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("coffee", "chelsea", "rocket", "astronaut"):
+        Image.fromarray(getattr(skdata, name)()).save(src / f"{name}.png")
+    build_folder_corpus(src, tmp_path / "corpus", licence="CC0 test", downsample=1,
+                        progress=False)  # fmt: skip
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    val = {p["name"] for p in manifest["photos"] if p["split"] == "val"}
+    train = {p["name"] for p in manifest["photos"] if p["split"] == "train"}
+    assert val and train
+
+    out = tmp_path / "pv"
+    make_photo_val(out, names=["camera"] + [f"corpus_{n}" for n in val | train],
+                   corpus=tmp_path / "corpus", max_side=100)  # fmt: skip
+    info = json.loads((out / "photos.json").read_text())
+    files = sorted(p["file"] for p in info["photos"])
+    assert files == sorted(["camera.png"] + [f"corpus_{n}.png" for n in val])
+    for p in info["photos"]:
+        hr = np.asarray(Image.open(out / "hr" / p["file"]))
+        lr = np.asarray(Image.open(out / "lr_heavy" / p["file"]))
+        assert hr.shape[:2] == (p["height"], p["width"]) and lr.shape[0] * 4 == hr.shape[0]
+        if p["file"].startswith("corpus_"):
+            assert max(hr.shape[:2]) <= 100 and p["licence"] == "CC0 test"
+            # the whole photo, shrunk: its aspect ratio is kept to within the crop to /4
+            meta = next(m for m in manifest["photos"] if f"corpus_{m['name']}.png" == p["file"])
+            assert abs(hr.shape[1] / hr.shape[0] - meta["width"] / meta["height"]) < 0.1
+
+    assert main(["data", "photo-val", "--out", str(out), "--seed", "0"]) == 0  # no --corpus
+    for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
+        assert not list((out / sub).glob("corpus_*.png"))
+    capsys.readouterr()
+    assert main(["data", "photo-val", "--out", str(tmp_path / "x"), "--corpus", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert str(src / "manifest.json") in err and "Traceback" not in err

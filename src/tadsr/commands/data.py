@@ -87,7 +87,9 @@ def _photo_val(args: argparse.Namespace) -> int:
     from tadsr.data.photoval import make_photo_val
 
     try:
-        entries = make_photo_val(args.out, seed=args.seed)
+        entries = make_photo_val(
+            args.out, seed=args.seed, corpus=args.corpus, max_side=args.max_side
+        )
     except ValueError as exc:
         print(f"tadsr data photo-val: error: {exc}", file=sys.stderr)
         return 1
@@ -180,11 +182,18 @@ def register(subparsers) -> None:
 
     pv = sub.add_parser(
         "photo-val",
-        help="write the validation set of whole photos (clean and realistic LR)",
+        help="write the validation set of whole photos (clean, realistic and heavy LR)",
         description="Whole photos shipped by scikit-image, scikit-learn and matplotlib (none in "
-        "the training corpus) -> OUT/hr, OUT/lr_clean (MATLAB bicubic /4) and OUT/lr_real "
-        "(seeded mild Real-ESRGAN degradation); byte-identical for the same seed.",
+        "the training corpus), and with --corpus the corpus's validation-split photos -> "
+        "OUT/hr, OUT/lr_clean (MATLAB bicubic /4), OUT/lr_real (seeded mild Real-ESRGAN "
+        "degradation) and OUT/lr_heavy (noise sigma 10-15 then JPEG 50-60); byte-identical for "
+        "the same seed.",
     )
     pv.add_argument("--out", default="data/photo_val", help="output folder")
     pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--corpus", metavar="DIR",
+                    help="also the validation-split photos of this corpus (tadsr data photos), "
+                    "area-shrunk to --max-side")  # fmt: skip
+    pv.add_argument("--max-side", type=int, default=768,
+                    help="longest side of a corpus photo's HR in pixels (default 768)")  # fmt: skip
     pv.set_defaults(func=_photo_val)

@@ -15,6 +15,12 @@ The layout is ``OUT/hr``, ``OUT/lr_clean``, ``OUT/lr_real``, ``OUT/lr_heavy`` wi
 file names, plus
 ``photos.json`` (source, licence, size, seed). A rerun with the same seed writes
 byte-identical files.
+
+``corpus=``: also the validation-split photos of a training corpus (``tadsr data photos``;
+its split is by whole photo and training reads only the train split), as ``corpus_NAME.png``,
+each shrunk with an area (box) filter so that its long side is at most ``max_side`` HR pixels:
+large scenes (landscapes, a meadow, flowers, a lake) beside the packages' small photos, so
+that a comparison rests on more than nine pictures.
 """
 
 from __future__ import annotations
@@ -154,17 +160,77 @@ def _save(arr: np.ndarray, path: Path) -> None:
         Image.fromarray(arr, "RGB").save(tmp, format="PNG", compress_level=6)
 
 
+def corpus_val_photos(corpus: str | Path, max_side: int = 768) -> list[ValPhoto]:
+    """The validation-split photos of a corpus folder (its ``manifest.json``), each shrunk
+    with an area (box) filter to a long side of at most ``max_side``. ValueError when the
+    folder has no manifest, the manifest is not JSON, or it lists no validation photo."""
+    root = Path(corpus)
+    path = root / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"{path}: no corpus manifest ({exc.strerror}); "
+                         "build one with `tadsr data photos`") from None  # fmt: skip
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if max_side < 16:
+        raise ValueError(f"max_side must be at least 16, got {max_side}")
+
+    def loader(file: Path) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
+            with Image.open(file) as im:
+                im = im.convert("RGB")
+                f = min(1.0, max_side / max(im.size))
+                if f < 1.0:
+                    size = (max(1, round(im.width * f)), max(1, round(im.height * f)))
+                    im = im.resize(size, Image.Resampling.BOX)
+                return np.asarray(im)
+
+        return load
+
+    photos = [
+        ValPhoto(f"corpus_{p['name']}", p.get("package", "corpus"), loader(root / p["file"]),
+                 "corpus photo (validation split)", p.get("licence", "see the corpus manifest"))
+        for p in manifest.get("photos", [])
+        if p.get("split") == "val"
+    ]  # fmt: skip
+    if not photos:
+        raise ValueError(f"{path}: lists no validation-split photo")
+    return photos
+
+
+def _written_before(out: Path) -> set[str]:
+    """The files a previous run listed in OUT/photos.json (only those may be removed)."""
+    try:
+        info = json.loads((out / "photos.json").read_text())
+        return {Path(e["file"]).name for e in info.get("photos", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+
+
 def make_photo_val(
-    out_dir: str | Path, seed: int = 0, scale: int = 4, names: Sequence[str] | None = None
+    out_dir: str | Path,
+    seed: int = 0,
+    scale: int = 4,
+    names: Sequence[str] | None = None,
+    corpus: str | Path | None = None,
+    max_side: int = 768,
 ) -> list[dict]:
-    """Write the set (``names``: only these photos); returns the ``photos.json`` entries.
+    """Write the set (``names``: only these photos; ``corpus``: also that corpus's
+    validation-split photos, see `corpus_val_photos`); returns the ``photos.json`` entries.
+    Files that a previous run listed in OUT/photos.json and this one does not write are
+    removed, so that a folder holds exactly one set.
     Photos whose package is not installed are listed under "skipped" there
     (``pip install scikit-image scikit-learn matplotlib``)."""
     out = Path(out_dir)
+    photos = list(PHOTOS)
+    if corpus is not None:
+        photos += corpus_val_photos(corpus, max_side)
+    stale = _written_before(out)
     for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
-    for p in PHOTOS:
+    for p in photos:
         if names is not None and p.name not in names:
             continue
         try:
@@ -193,6 +259,11 @@ def make_photo_val(
         raise ValueError(
             "no validation photo available: pip install scikit-image scikit-learn matplotlib"
         )
+    for fname in stale - {e["file"] for e in entries}:  # not in this set: gone from every folder
+        for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
+            (out / sub / fname).unlink(missing_ok=True)
     info = {"seed": seed, "scale": scale, "photos": entries, "skipped": skipped}
+    if corpus is not None:
+        info["corpus"] = {"folder": str(corpus), "max_side": max_side}
     (out / "photos.json").write_text(json.dumps(info, indent=1) + "\n")
     return entries
