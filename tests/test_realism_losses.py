@@ -230,6 +230,55 @@ def test_l1_regression_is_the_mean_absolute_error_and_reaches_the_distillation(
         resolve("distill", "tiny", ["reg_norm=l1", "reg_hf_weight=0.5"])
 
 
+def test_flat_area_loss_prices_grain_on_smooth_areas_not_on_texture(photo):
+    """On a real photo: the same faint grain (sigma 3 levels) costs far more on the flattest
+    patch than on the most detailed one; the loss is 0 at the HR, its gradient reaches the
+    SR image only, and it is refused for images of two shapes."""
+    from tadsr.losses import flat_area_loss
+    from tadsr.losses.flat import flat_mask
+
+    hr = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+    m = flat_mask(hr)[0, 0]
+    patch = 32
+    tiles = m.unfold(0, patch, patch).unfold(1, patch, patch).mean((-1, -2))
+    flat_ij = divmod(int(tiles.argmax()), tiles.shape[1])
+    busy_ij = divmod(int(tiles.argmin()), tiles.shape[1])
+    assert tiles.max() > 0.8 and tiles.min() < 0.2  # the photo has both kinds of area
+    g = torch.Generator().manual_seed(0)
+    grain = torch.randn((1, 3, patch, patch), generator=g) * 3 / 127.5
+    cost = {}
+    for name, (i, j) in (("flat", flat_ij), ("busy", busy_ij)):
+        sr = hr.clone()
+        sr[..., i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] += grain
+        cost[name] = flat_area_loss(sr, hr).item()
+    assert flat_area_loss(hr, hr).item() == 0.0
+    assert cost["flat"] > 5 * cost["busy"] > 0, cost
+    sr = (hr + 0.01).requires_grad_(True)
+    target = hr.clone().requires_grad_(True)
+    flat_area_loss(sr + torch.randn_like(hr) * 0.02, target).backward()
+    assert sr.grad.abs().sum() > 0 and target.grad is None
+    with pytest.raises(ValueError, match="one shape"):
+        flat_area_loss(hr, hr[..., :-1])
+
+
+def test_flat_area_loss_reaches_the_distillation_and_its_provenance(
+    corpus, teacher_file, tmp_path
+):
+    """w_flat > 0 adds the logged term "flat" to the student's loss (the same first step
+    without it logs none, with the same regression term) and the export records its weight."""
+    from tadsr.checkpoints.io import read_metadata
+
+    rows = {}
+    for w in ("0", "0.5"):
+        cfg = _cfg(corpus, teacher_file, w_hfsd=0, w_gan=0, w_flat=w, **{"run.iterations": 1})
+        out = distill(cfg, tmp_path / w, device="cpu")
+        lines = (tmp_path / w / "log.csv").read_text().splitlines()
+        rows[w] = dict(zip(lines[0].split(","), lines[-1].split(",")))
+        assert read_metadata(out)["provenance"]["losses"]["flat"] == float(w)
+    assert float(rows["0.5"]["flat"]) > 0 and not rows["0"].get("flat")
+    assert float(rows["0.5"]["reg"]) == pytest.approx(float(rows["0"]["reg"]), rel=1e-4)
+
+
 def test_distill_init_from_starts_the_student_at_that_model(corpus, teacher_file, tmp_path):
     from tadsr.checkpoints.io import load_model_file
 
@@ -256,6 +305,8 @@ def test_distill_init_from_starts_the_student_at_that_model(corpus, teacher_file
         ("reg_hf_weight", "-0.5", "reg_hf_weight must be 0 or more"),
         ("reg_hf_sigma", "0", "reg_hf_sigma positive"),
         ("reg_norm", "l3", "reg_norm must be one of l2, l1"),
+        ("w_flat", "-1", "w_flat must be 0 or more"),
+        ("flat_tau", "0", "flat_tau positive"),
     ],
 )
 def test_bad_realism_settings_are_refused_naming_the_setting(key, value, message):

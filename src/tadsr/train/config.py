@@ -135,6 +135,11 @@ class DistillConfig:
     reg_hf_sigma: float = 1.5
     # l2 (the paper's squared error) | l1 (mean absolute error, as PSNR-oriented SR trains)
     reg_norm: str = "l2"
+    # > 0: the flat-area loss (`tadsr.losses.flat`): the decoded student's high-pass against
+    # the HR's, weighted by how smooth the HR is (exp(-(local RMS detail / flat_tau)^2)), so
+    # that grain on walls, sky and soft backgrounds costs and texture does not; 0 = off
+    w_flat: float = 0.0
+    flat_tau: float = 0.02
     # HFSD reference: teacher (TAD-SR) | hr (the official code's score_distill_target option)
     # | noise (plain score distillation)
     hfsd_reference: str = "teacher"
@@ -426,6 +431,10 @@ def _check_distill(cfg: DistillConfig) -> None:
         )
     if cfg.reg_norm != "l2" and cfg.reg_hf_weight != 1:
         raise ValueError("reg_hf_weight < 1 splits a squared error; it needs reg_norm l2")
+    if not cfg.w_flat >= 0 or not cfg.flat_tau > 0:
+        raise ValueError(
+            f"w_flat must be 0 or more and flat_tau positive, got {cfg.w_flat} and {cfg.flat_tau}"
+        )
     if cfg.disc_steps < 1:
         raise ValueError(f"disc_steps must be at least 1, got {cfg.disc_steps}")
 

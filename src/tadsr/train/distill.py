@@ -8,7 +8,8 @@ where z_teacher is the teacher's deterministic T-step sample from the same z (or
 `reg_target: hr`, the HR latent: a faithful one-step model; with `teacher_input: clean`, the
 teacher's sample from the bicubic LR of the same HR crop, so that a noisy or JPEG input is
 taught the teacher's picture of the clean photo). `reg_norm: l1` makes the regression a mean
-absolute error. With `reg_hf_weight` w < 1 the regression
+absolute error. `w_flat` adds the flat-area loss (`tadsr.losses.flat`: high frequencies the
+student adds where the HR is smooth). With `reg_hf_weight` w < 1 the regression
 weighs the decoded difference's high frequencies by w (`split_regression_loss`). The
 time-aware discriminator (heads over the frozen teacher encoder, or with `disc_kind: pixel`
 a patch discriminator on the decoded x_t) is updated first: `loss` yields the
@@ -34,6 +35,7 @@ from tadsr.data.degradation import BicubicDegradation
 from tadsr.diffusion import Denoiser, sample_deterministic
 from tadsr.losses import (
     d_hinge_loss,
+    flat_area_loss,
     g_hinge_loss,
     hfsd_loss,
     regression_loss,
@@ -182,6 +184,11 @@ class DistillObjective:
             )
         loss = cfg.w_reg * l_reg
         terms["reg"] = l_reg.item()
+        if cfg.w_flat > 0:
+            decode = self.teacher.codec.decode
+            l_f = flat_area_loss(decode(x0_hat), decode(x0_gt), cfg.flat_tau)
+            loss = loss + cfg.w_flat * l_f
+            terms["flat"] = l_f.item()
         if cfg.w_hfsd > 0:
             ref = x0_gt if cfg.hfsd_reference == "hr" else z_teacher
             l_h = hfsd_loss(
@@ -391,6 +398,7 @@ def export_student(model, teacher, cfg: DistillConfig, out: Path, step: int) -> 
         "hfsd_noise": cfg.hfsd_noise,
         "reg_target": cfg.reg_target,
         "reg_hf_weight": cfg.reg_hf_weight,
+        "flat": cfg.w_flat,
         "teacher_input": cfg.teacher_input,
         "disc_kind": cfg.disc_kind,
         "disc_energy": cfg.disc_energy,
