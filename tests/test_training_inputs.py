@@ -205,3 +205,6 @@ def test_photo_val_adds_a_corpus_validation_split_and_drops_it_again(tmp_path, c
     assert main(["data", "photo-val", "--out", str(tmp_path / "x"), "--corpus", str(src)]) == 1
     err = capsys.readouterr().err
     assert str(src / "manifest.json") in err and "Traceback" not in err
+    (src / "manifest.json").write_text("[1, 2]")  # JSON, but not a manifest
+    assert main(["data", "photo-val", "--out", str(tmp_path / "x"), "--corpus", str(src)]) == 1
+    assert "not a corpus manifest" in capsys.readouterr().err

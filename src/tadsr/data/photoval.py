@@ -173,6 +173,8 @@ def corpus_val_photos(corpus: str | Path, max_side: int = 768) -> list[ValPhoto]
                          "build one with `tadsr data photos`") from None  # fmt: skip
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("photos", []), list):
+        raise ValueError(f"{path}: not a corpus manifest (no list of photos)")
     if max_side < 16:
         raise ValueError(f"max_side must be at least 16, got {max_side}")
 
@@ -192,7 +194,7 @@ def corpus_val_photos(corpus: str | Path, max_side: int = 768) -> list[ValPhoto]
         ValPhoto(f"corpus_{p['name']}", p.get("package", "corpus"), loader(root / p["file"]),
                  "corpus photo (validation split)", p.get("licence", "see the corpus manifest"))
         for p in manifest.get("photos", [])
-        if p.get("split") == "val"
+        if isinstance(p, dict) and p.get("split") == "val" and "name" in p and "file" in p
     ]  # fmt: skip
     if not photos:
         raise ValueError(f"{path}: lists no validation-split photo")
