@@ -38,6 +38,7 @@ from PIL import Image
 from tadsr.utils.files import atomic_write
 
 LR_KINDS = ("clean", "real", "heavy")
+FOLDERS = ("hr",) + tuple(f"lr_{k}" for k in LR_KINDS)  # one file per photo in each
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def make_photo_val(
     if corpus is not None:
         photos += corpus_val_photos(corpus, max_side)
     stale = _written_before(out)
-    for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
+    for sub in FOLDERS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
     for p in photos:
@@ -262,7 +263,7 @@ def make_photo_val(
             "no validation photo available: pip install scikit-image scikit-learn matplotlib"
         )
     for fname in stale - {e["file"] for e in entries}:  # not in this set: gone from every folder
-        for sub in ("hr", "lr_clean", "lr_real", "lr_heavy"):
+        for sub in FOLDERS:
             (out / sub / fname).unlink(missing_ok=True)
     info = {"seed": seed, "scale": scale, "photos": entries, "skipped": skipped}
     if corpus is not None:

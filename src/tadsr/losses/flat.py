@@ -44,5 +44,5 @@ def flat_area_loss(sr: Tensor, hr: Tensor, tau: float = FLAT_TAU, sigma: float =
     hr = hr.detach()
     with torch.no_grad():
         m = flat_mask(hr, tau, sigma)
-    d = (sr - gaussian_blur(sr, sigma)) - (hr - gaussian_blur(hr, sigma))
-    return (m * d.abs()).mean()
+    d = sr - hr
+    return (m * (d - gaussian_blur(d, sigma)).abs()).mean()  # HP is linear: HP(sr) - HP(hr)
